@@ -1,0 +1,306 @@
+//! Reductions over a contiguous buffer seen as `[a, r, b]`: the reduced
+//! dims form the middle block `r`, kept dims before it `a` and after it `b`.
+//! `b == 1` reduces contiguous rows; `b > 1` accumulates whole rows of `b`
+//! at a time, which vectorises without transposing.
+
+use rayon::prelude::*;
+
+use super::par::{threads, PAR_MIN_ELEMS};
+use crate::tensor::Element;
+
+/// Which reduction to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reduce {
+    Sum,
+    Max,
+    Min,
+    /// `log(sum(exp(x)))`, computed as `m + log(sum(exp(x - m)))` with `m` the max.
+    LogSumExp,
+}
+
+/// Indices of the first maximum or minimum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArgReduce {
+    Max,
+    Min,
+}
+
+/// Sum of a contiguous slice: 8 independent lanes per block of 2048 (the
+/// compiler vectorises them), blocks accumulated in f64 so that summing
+/// millions of f32 keeps about f32 precision.
+pub fn sum_slice<T: Element>(s: &[T]) -> T {
+    let mut total = 0.0f64;
+    for block in s.chunks(2048) {
+        let mut lanes = [T::ZERO; 8];
+        let mut it = block.chunks_exact(8);
+        for c in &mut it {
+            for k in 0..8 {
+                lanes[k] += c[k];
+            }
+        }
+        let mut acc = T::ZERO;
+        for &x in it.remainder() {
+            acc += x;
+        }
+        for l in lanes {
+            acc += l;
+        }
+        total += acc.to_f64();
+    }
+    T::from_f64(total)
+}
+
+fn max_slice<T: Element>(s: &[T]) -> T {
+    let mut lanes = [T::NEG_INFINITY; 8];
+    let mut nan = false;
+    let mut it = s.chunks_exact(8);
+    for c in &mut it {
+        for k in 0..8 {
+            // `>` is false for NaN; NaN is tracked separately.
+            lanes[k] = if c[k] > lanes[k] { c[k] } else { lanes[k] };
+            nan |= c[k].is_nan();
+        }
+    }
+    let mut m = T::NEG_INFINITY;
+    for &x in it.remainder().iter().chain(lanes.iter()) {
+        m = if x > m { x } else { m };
+        nan |= x.is_nan();
+    }
+    if nan {
+        T::NAN
+    } else {
+        m
+    }
+}
+
+fn min_slice<T: Element>(s: &[T]) -> T {
+    let mut lanes = [T::INFINITY; 8];
+    let mut nan = false;
+    let mut it = s.chunks_exact(8);
+    for c in &mut it {
+        for k in 0..8 {
+            lanes[k] = if c[k] < lanes[k] { c[k] } else { lanes[k] };
+            nan |= c[k].is_nan();
+        }
+    }
+    let mut m = T::INFINITY;
+    for &x in it.remainder().iter().chain(lanes.iter()) {
+        m = if x < m { x } else { m };
+        nan |= x.is_nan();
+    }
+    if nan {
+        T::NAN
+    } else {
+        m
+    }
+}
+
+fn logsumexp_slice<T: Element>(s: &[T]) -> T {
+    let m = max_slice(s);
+    if !(m > T::NEG_INFINITY) || m == T::INFINITY {
+        // empty, all -inf, NaN, or +inf: the max is the answer
+        return if s.is_empty() { T::NEG_INFINITY } else { m };
+    }
+    let mut acc = 0.0f64;
+    for block in s.chunks(1024) {
+        let part: T = block.iter().map(|&x| (x - m).exp()).sum();
+        acc += part.to_f64();
+    }
+    m + T::from_f64(acc).ln()
+}
+
+fn reduce_slice<T: Element>(s: &[T], op: Reduce) -> T {
+    match op {
+        Reduce::Sum => sum_slice(s),
+        Reduce::Max => max_slice(s),
+        Reduce::Min => min_slice(s),
+        Reduce::LogSumExp => logsumexp_slice(s),
+    }
+}
+
+/// Reduces `src` seen as `[a, r, b]` over `r` into `out` (`a * b` elements).
+pub fn reduce<T: Element>(src: &[T], a: usize, r: usize, b: usize, op: Reduce, out: &mut [T]) {
+    debug_assert_eq!(src.len(), a * r * b);
+    debug_assert_eq!(out.len(), a * b);
+    let par = src.len() >= PAR_MIN_ELEMS && threads() > 1;
+    if b == 1 {
+        if a == 1 && par && op == Reduce::Sum {
+            // One long row: split it across threads, combine in f64.
+            let total: f64 = src
+                .par_chunks(64 * 1024)
+                .map(|c| sum_slice(c).to_f64())
+                .sum();
+            out[0] = T::from_f64(total);
+        } else if a == 1 && par && matches!(op, Reduce::Max | Reduce::Min) {
+            let parts: Vec<T> = src
+                .par_chunks(64 * 1024)
+                .map(|c| reduce_slice(c, op))
+                .collect();
+            out[0] = reduce_slice(&parts, op);
+        } else if par && r > 0 {
+            out.par_iter_mut()
+                .zip(src.par_chunks(r))
+                .for_each(|(o, row)| *o = reduce_slice(row, op));
+        } else {
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = reduce_slice(&src[i * r..(i + 1) * r], op);
+            }
+        }
+        return;
+    }
+    // b > 1: out[i, :] = fold over k of src[i, k, :].
+    let plane = |i: usize, o: &mut [T]| {
+        let base = &src[i * r * b..(i + 1) * r * b];
+        match op {
+            Reduce::Sum => {
+                o.fill(T::ZERO);
+                for row in base.chunks_exact(b) {
+                    o.iter_mut().zip(row).for_each(|(o, &x)| *o += x);
+                }
+            }
+            Reduce::Max | Reduce::Min | Reduce::LogSumExp => {
+                let is_min = op == Reduce::Min;
+                o.fill(if is_min { T::INFINITY } else { T::NEG_INFINITY });
+                for row in base.chunks_exact(b) {
+                    o.iter_mut()
+                        .zip(row)
+                        .for_each(|(o, &x)| *o = if is_min { o.min_nan(x) } else { o.max_nan(x) });
+                }
+                if op == Reduce::LogSumExp {
+                    let mut acc = vec![T::ZERO; b];
+                    for row in base.chunks_exact(b) {
+                        for ((s, &x), &m) in acc.iter_mut().zip(row).zip(o.iter()) {
+                            if m > T::NEG_INFINITY && m < T::INFINITY {
+                                *s += (x - m).exp();
+                            }
+                        }
+                    }
+                    for (o, s) in o.iter_mut().zip(acc) {
+                        if *o > T::NEG_INFINITY && *o < T::INFINITY {
+                            *o = *o + s.ln();
+                        }
+                    }
+                }
+            }
+        }
+    };
+    if par && a > 1 {
+        out.par_chunks_mut(b)
+            .enumerate()
+            .for_each(|(i, o)| plane(i, o));
+    } else if par && a == 1 && op == Reduce::Sum && b >= 64 {
+        // Column sums of one tall matrix: split the columns across threads.
+        let cols = b.div_ceil(threads());
+        out.par_chunks_mut(cols).enumerate().for_each(|(t, o)| {
+            let c0 = t * cols;
+            o.fill(T::ZERO);
+            for row in src.chunks_exact(b) {
+                let w = o.len();
+                o.iter_mut()
+                    .zip(&row[c0..c0 + w])
+                    .for_each(|(o, &x)| *o += x);
+            }
+        });
+    } else {
+        out.chunks_mut(b).enumerate().for_each(|(i, o)| plane(i, o));
+    }
+}
+
+/// Index (along `r`) of the first max/min of `src` seen as `[a, r, b]`.
+/// NaN counts as the maximum and the minimum, as numpy's `argmax` does.
+pub fn arg_reduce<T: Element>(
+    src: &[T],
+    a: usize,
+    r: usize,
+    b: usize,
+    op: ArgReduce,
+    out: &mut [usize],
+) {
+    let better = |x: T, best: T| match op {
+        ArgReduce::Max => x > best || (x.is_nan() && !best.is_nan()),
+        ArgReduce::Min => x < best || (x.is_nan() && !best.is_nan()),
+    };
+    for i in 0..a {
+        for j in 0..b {
+            let mut best_k = 0;
+            let mut best = src[i * r * b + j];
+            for k in 1..r {
+                let x = src[(i * r + k) * b + j];
+                if better(x, best) {
+                    best = x;
+                    best_k = k;
+                }
+            }
+            out[i * b + j] = best_k;
+        }
+    }
+}
+
+/// Softmax (or log-softmax) of each contiguous row of length `r`.
+/// Subtracting the row max before `exp` keeps logits of 1e4 finite.
+pub fn softmax_rows<T: Element>(src: &[T], r: usize, log: bool, out: &mut [T]) {
+    let row = |(s, o): (&[T], &mut [T])| {
+        let m = max_slice(s);
+        if log {
+            let mut acc = T::ZERO;
+            for &x in s {
+                acc += (x - m).exp();
+            }
+            let lse = m + acc.ln();
+            o.iter_mut().zip(s).for_each(|(o, &x)| *o = x - lse);
+        } else {
+            let mut acc = T::ZERO;
+            for (o, &x) in o.iter_mut().zip(s) {
+                let e = (x - m).exp();
+                *o = e;
+                acc += e;
+            }
+            let inv = T::ONE / acc;
+            o.iter_mut().for_each(|o| *o = *o * inv);
+        }
+    };
+    if r == 0 {
+        return;
+    }
+    if src.len() >= PAR_MIN_ELEMS && threads() > 1 {
+        src.par_chunks(r).zip(out.par_chunks_mut(r)).for_each(row);
+    } else {
+        src.chunks(r).zip(out.chunks_mut(r)).for_each(row);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn middle_reduction_matches_naive() {
+        let (a, r, b) = (3, 5, 4);
+        let src: Vec<f64> = (0..a * r * b)
+            .map(|x| ((x * 7) % 11) as f64 - 5.0)
+            .collect();
+        for op in [Reduce::Sum, Reduce::Max, Reduce::Min, Reduce::LogSumExp] {
+            let mut out = vec![0.0; a * b];
+            reduce(&src, a, r, b, op, &mut out);
+            for i in 0..a {
+                for j in 0..b {
+                    let col: Vec<f64> = (0..r).map(|k| src[(i * r + k) * b + j]).collect();
+                    let want = match op {
+                        Reduce::Sum => col.iter().sum(),
+                        Reduce::Max => col.iter().cloned().fold(f64::MIN, f64::max),
+                        Reduce::Min => col.iter().cloned().fold(f64::MAX, f64::min),
+                        Reduce::LogSumExp => col.iter().map(|x| x.exp()).sum::<f64>().ln(),
+                    };
+                    assert!((out[i * b + j] - want).abs() < 1e-12, "{op:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn f32_sum_of_many_small_values_keeps_precision() {
+        let v = vec![0.1f32; 10_000_000];
+        let s = sum_slice(&v) as f64;
+        assert!((s - 1_000_000.0).abs() / 1e6 < 1e-6, "{s}");
+    }
+}

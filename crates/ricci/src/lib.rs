@@ -1,0 +1,34 @@
+//! # ricci
+//!
+//! The mathematics underneath large AI models, in Rust: n-d tensors with
+//! broadcasting and zero-copy views, matrix products at BLAS speed, and
+//! (in later modules) differentiable tensor calculus.
+//!
+//! ```
+//! use ricci::{Tensor, DType, Rng};
+//!
+//! // A batch of 2 sequences of 3 tokens with 4-dim embeddings: [batch, seq, emb].
+//! let mut rng = Rng::new(0);
+//! let x = Tensor::randn(&[2, 3, 4], DType::F32, &mut rng);
+//! let w = Tensor::randn(&[4, 4], DType::F32, &mut rng);
+//! // Attention scores: (x W)(x W)^T / sqrt(d), softmax over keys.
+//! let q = x.matmul(&w)?;
+//! let scores = q.matmul(&q.transpose(1, 2)?)?.div_scalar(2.0);
+//! let attn = scores.softmax(-1)?;
+//! assert_eq!(attn.shape(), &[2, 3, 3]);
+//! let row_sums = attn.sum(-1, false)?.to_vec::<f32>()?;
+//! assert!(row_sums.iter().all(|s| (s - 1.0).abs() < 1e-6));
+//! # Ok::<(), ricci::Error>(())
+//! ```
+
+pub mod autograd;
+mod error;
+pub mod io;
+pub mod kernels;
+pub mod ops;
+pub mod tensor;
+
+pub use autograd::no_grad;
+pub use error::{Error, Result};
+pub use ops::{linear, Dim, Dims};
+pub use tensor::{DType, Element, Layout, Rng, Tensor};

@@ -1,0 +1,260 @@
+//! Elementwise functions of two (or three) tensors with numpy broadcasting.
+//!
+//! Shapes are aligned from the right; a dimension of size 1 (or a missing
+//! leading one) stretches to match the other operand. Mixing f32 and f64 is
+//! an error naming both dtypes.
+
+use std::ops;
+
+use crate::error::Result;
+use crate::kernels::map;
+use crate::tensor::{alloc_uninit, broadcast_shapes, with_dtype, Element, Storage, Tensor};
+
+/// Runs `f` over the storages of `ts`, taking one read guard per distinct storage.
+pub(crate) fn with_storages<R>(ts: &[&Tensor], f: impl FnOnce(&[&Storage]) -> R) -> R {
+    let mut owners: Vec<usize> = Vec::with_capacity(ts.len());
+    for (i, t) in ts.iter().enumerate() {
+        let first = ts[..i]
+            .iter()
+            .position(|u| u.shares_storage_with(t))
+            .unwrap_or(i);
+        owners.push(first);
+    }
+    let guards: Vec<Option<std::sync::RwLockReadGuard<'_, Storage>>> = ts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (owners[i] == i).then(|| t.storage()))
+        .collect();
+    let refs: Vec<&Storage> = owners
+        .iter()
+        .map(|&o| &**guards[o].as_ref().expect("owner guard"))
+        .collect();
+    f(&refs)
+}
+
+/// Runs `f` over the two storages, taking one read guard when they are the same storage.
+pub(crate) fn with_two<R>(a: &Tensor, b: &Tensor, f: impl FnOnce(&Storage, &Storage) -> R) -> R {
+    if a.shares_storage_with(b) {
+        let s = a.storage();
+        f(&s, &s)
+    } else {
+        let (sa, sb) = (a.storage(), b.storage());
+        f(&sa, &sb)
+    }
+}
+
+macro_rules! binary_map {
+    ($op:expr, $a:expr, $b:expr, |$x:ident, $y:ident| $body:expr) => {{
+        let (a, b): (&Tensor, &Tensor) = ($a, $b);
+        a.same_dtype($op, b)?;
+        let shape = broadcast_shapes($op, a.shape(), b.shape())?;
+        let la = a.layout().broadcast_to(&shape)?;
+        let lb = b.layout().broadcast_to(&shape)?;
+        let n: usize = shape.iter().product();
+        Ok(with_two(a, b, |sa, sb| {
+            with_dtype!(sa, T, xa => {
+                let xb = sb.as_slice::<T>().expect("dtypes checked");
+                let mut out = alloc_uninit::<T>(n);
+                map::binary(xa, &la, xb, &lb, &mut out, |$x: T, $y: T| $body);
+                Tensor::from_typed(out, &shape)
+            })
+        }))
+    }};
+}
+
+impl Tensor {
+    /// `self + other`, broadcast.
+    ///
+    /// ```
+    /// # use ricci::Tensor;
+    /// let a = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])?;
+    /// let b = Tensor::from_vec(vec![10.0f32, 20.0, 30.0], &[3])?;
+    /// assert_eq!(a.add(&b)?.to_vec::<f32>()?, vec![11.0, 22.0, 33.0, 14.0, 25.0, 36.0]);
+    /// # Ok::<(), ricci::Error>(())
+    /// ```
+    pub fn add(&self, other: &Tensor) -> Result<Tensor> {
+        binary_map!("add", self, other, |x, y| x + y)
+    }
+    /// `self - other`, broadcast.
+    pub fn sub(&self, other: &Tensor) -> Result<Tensor> {
+        binary_map!("sub", self, other, |x, y| x - y)
+    }
+    /// `self * other`, broadcast.
+    pub fn mul(&self, other: &Tensor) -> Result<Tensor> {
+        binary_map!("mul", self, other, |x, y| x * y)
+    }
+    /// `self / other`, broadcast.
+    pub fn div(&self, other: &Tensor) -> Result<Tensor> {
+        binary_map!("div", self, other, |x, y| x / y)
+    }
+    /// `self ^ other`, broadcast (NaN for a negative base with a fractional exponent).
+    pub fn pow(&self, other: &Tensor) -> Result<Tensor> {
+        binary_map!("pow", self, other, |x, y| x.powf(y))
+    }
+    /// Elementwise maximum; NaN propagates (numpy's `maximum`).
+    pub fn maximum(&self, other: &Tensor) -> Result<Tensor> {
+        binary_map!("maximum", self, other, |x, y| x.max_nan(y))
+    }
+    /// Elementwise minimum; NaN propagates (numpy's `minimum`).
+    pub fn minimum(&self, other: &Tensor) -> Result<Tensor> {
+        binary_map!("minimum", self, other, |x, y| x.min_nan(y))
+    }
+
+    /// Mask (1.0 / 0.0, same dtype) of `self == other`. Not differentiable.
+    pub fn eq(&self, other: &Tensor) -> Result<Tensor> {
+        binary_map!("eq", self, other, |x, y| if x == y {
+            T::ONE
+        } else {
+            T::ZERO
+        })
+    }
+    /// Mask of `self != other`. Not differentiable.
+    pub fn ne(&self, other: &Tensor) -> Result<Tensor> {
+        binary_map!("ne", self, other, |x, y| if x != y {
+            T::ONE
+        } else {
+            T::ZERO
+        })
+    }
+    /// Mask of `self < other`. Not differentiable.
+    pub fn lt(&self, other: &Tensor) -> Result<Tensor> {
+        binary_map!("lt", self, other, |x, y| if x < y {
+            T::ONE
+        } else {
+            T::ZERO
+        })
+    }
+    /// Mask of `self <= other`. Not differentiable.
+    pub fn le(&self, other: &Tensor) -> Result<Tensor> {
+        binary_map!("le", self, other, |x, y| if x <= y {
+            T::ONE
+        } else {
+            T::ZERO
+        })
+    }
+    /// Mask of `self > other`. Not differentiable.
+    pub fn gt(&self, other: &Tensor) -> Result<Tensor> {
+        binary_map!("gt", self, other, |x, y| if x > y {
+            T::ONE
+        } else {
+            T::ZERO
+        })
+    }
+    /// Mask of `self >= other`. Not differentiable.
+    pub fn ge(&self, other: &Tensor) -> Result<Tensor> {
+        binary_map!("ge", self, other, |x, y| if x >= y {
+            T::ONE
+        } else {
+            T::ZERO
+        })
+    }
+
+    /// Mask of `self == c`. Not differentiable.
+    pub fn eq_scalar(&self, c: f64) -> Tensor {
+        super::unary_map!(self, |x| if x == T::from_f64(c) { T::ONE } else { T::ZERO })
+    }
+    /// Mask of `self < c`. Not differentiable.
+    pub fn lt_scalar(&self, c: f64) -> Tensor {
+        super::unary_map!(self, |x| if x < T::from_f64(c) { T::ONE } else { T::ZERO })
+    }
+    /// Mask of `self > c`. Not differentiable.
+    pub fn gt_scalar(&self, c: f64) -> Tensor {
+        super::unary_map!(self, |x| if x > T::from_f64(c) { T::ONE } else { T::ZERO })
+    }
+    /// Elementwise maximum with a scalar (NaN propagates).
+    pub fn maximum_scalar(&self, c: f64) -> Tensor {
+        super::unary_map!(self, |x| x.max_nan(T::from_f64(c)))
+    }
+    /// Elementwise minimum with a scalar (NaN propagates).
+    pub fn minimum_scalar(&self, c: f64) -> Tensor {
+        super::unary_map!(self, |x| x.min_nan(T::from_f64(c)))
+    }
+
+    /// `cond ? on_true : on_false` elementwise, all three broadcast together;
+    /// `cond` is true where non-zero.
+    ///
+    /// ```
+    /// # use ricci::Tensor;
+    /// let c = Tensor::from_vec(vec![1.0f32, 0.0], &[2])?;
+    /// let a = Tensor::from_vec(vec![1.0f32, 2.0], &[2])?;
+    /// let b = Tensor::from_vec(vec![-1.0f32], &[1])?;
+    /// assert_eq!(Tensor::where_(&c, &a, &b)?.to_vec::<f32>()?, vec![1.0, -1.0]);
+    /// # Ok::<(), ricci::Error>(())
+    /// ```
+    pub fn where_(cond: &Tensor, on_true: &Tensor, on_false: &Tensor) -> Result<Tensor> {
+        let op = "where";
+        cond.same_dtype(op, on_true)?;
+        on_true.same_dtype(op, on_false)?;
+        let s1 = broadcast_shapes(op, cond.shape(), on_true.shape())?;
+        let shape = broadcast_shapes(op, &s1, on_false.shape())?;
+        let lc = cond.layout().broadcast_to(&shape)?;
+        let la = on_true.layout().broadcast_to(&shape)?;
+        let lb = on_false.layout().broadcast_to(&shape)?;
+        let n: usize = shape.iter().product();
+        Ok(with_storages(&[cond, on_true, on_false], |st| {
+            with_dtype!(st[0], T, c => {
+                let a = st[1].as_slice::<T>().expect("dtypes checked");
+                let b = st[2].as_slice::<T>().expect("dtypes checked");
+                let mut out = alloc_uninit::<T>(n);
+                map::ternary(c, &lc, a, &la, b, &lb, &mut out, |c, a, b| if c != T::ZERO { a } else { b });
+                Tensor::from_typed(out, &shape)
+            })
+        }))
+    }
+
+    /// Elementwise `cond ? self : other` (method form of [`Tensor::where_`]).
+    pub fn where_cond(&self, cond: &Tensor, other: &Tensor) -> Result<Tensor> {
+        Tensor::where_(cond, self, other)
+    }
+}
+
+// Operator overloads. Tensor-tensor operators can fail on shapes, so they
+// yield `Result<Tensor>` (write `(&a + &b)?`); scalar operators cannot.
+macro_rules! tensor_op {
+    ($trait:ident, $fn:ident, $method:ident, $scalar:ident) => {
+        impl ops::$trait<&Tensor> for &Tensor {
+            type Output = Result<Tensor>;
+            fn $fn(self, rhs: &Tensor) -> Result<Tensor> {
+                self.$method(rhs)
+            }
+        }
+        impl ops::$trait<Tensor> for Tensor {
+            type Output = Result<Tensor>;
+            fn $fn(self, rhs: Tensor) -> Result<Tensor> {
+                Tensor::$method(&self, &rhs)
+            }
+        }
+        impl ops::$trait<f64> for &Tensor {
+            type Output = Tensor;
+            fn $fn(self, rhs: f64) -> Tensor {
+                self.$scalar(rhs)
+            }
+        }
+        impl ops::$trait<f64> for Tensor {
+            type Output = Tensor;
+            fn $fn(self, rhs: f64) -> Tensor {
+                Tensor::$scalar(&self, rhs)
+            }
+        }
+    };
+}
+tensor_op!(Add, add, add, add_scalar);
+tensor_op!(Sub, sub, sub, sub_scalar);
+tensor_op!(Mul, mul, mul, mul_scalar);
+tensor_op!(Div, div, div, div_scalar);
+
+impl ops::Neg for &Tensor {
+    type Output = Tensor;
+    fn neg(self) -> Tensor {
+        Tensor::neg(self)
+    }
+}
+impl ops::Neg for Tensor {
+    type Output = Tensor;
+    fn neg(self) -> Tensor {
+        Tensor::neg(&self)
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_element<T: Element>() {}

@@ -1,0 +1,235 @@
+//! Indexing: select, gather, scatter-add, masks, triangles, one-hot and
+//! embedding lookup.
+//!
+//! ricci has float dtypes only, so index tensors hold integers as floats
+//! (exact to 2^24 in f32, 2^53 in f64). Every index is checked: it must be
+//! a non-negative integer below the size of the dimension it indexes.
+
+use super::{dim, Dim};
+use crate::error::{Error, Result};
+use crate::tensor::{alloc_uninit, alloc_zeroed, with_dtype, Element, Tensor};
+
+/// Reads an index tensor as `usize`s, checking each against `bound`.
+fn read_indices(op: &'static str, index: &Tensor, bound: usize) -> Result<Vec<usize>> {
+    index
+        .to_vec_f64()
+        .into_iter()
+        .map(|v| {
+            if v >= 0.0 && v.fract() == 0.0 && v < bound as f64 {
+                Ok(v as usize)
+            } else {
+                Err(Error::invalid(
+                    op,
+                    format!("index {v} is out of range for a dimension of size {bound}"),
+                ))
+            }
+        })
+        .collect()
+}
+
+impl Tensor {
+    /// Picks entries `indices` (a 1-D tensor of integer values) along `dim`.
+    ///
+    /// ```
+    /// # use ricci::{Tensor, DType};
+    /// let x = Tensor::arange(0.0, 6.0, 1.0, DType::F32)?.reshape([3, 2])?;
+    /// let i = Tensor::from_indices(&[2, 0], &[2], DType::F32)?;
+    /// assert_eq!(x.index_select(0, &i)?.to_vec::<f32>()?, vec![4.0, 5.0, 0.0, 1.0]);
+    /// # Ok::<(), ricci::Error>(())
+    /// ```
+    pub fn index_select(&self, d: impl Dim, indices: &Tensor) -> Result<Tensor> {
+        let d = dim("index_select", d, self.rank())?;
+        if indices.rank() != 1 {
+            return Err(Error::invalid(
+                "index_select",
+                format!("indices must be 1-D, got shape {:?}", indices.shape()),
+            ));
+        }
+        let idx = read_indices("index_select", indices, self.shape()[d])?;
+        let x = self.contiguous();
+        let shape = x.shape();
+        let (a, r, b): (usize, usize, usize) = (
+            shape[..d].iter().product(),
+            shape[d],
+            shape[d + 1..].iter().product(),
+        );
+        let mut out_shape = shape.to_vec();
+        out_shape[d] = idx.len();
+        let storage = x.storage();
+        Ok(with_dtype!(&*storage, T, s => {
+            let s = &s[x.layout().offset()..];
+            let mut out = alloc_uninit::<T>(a * idx.len() * b);
+            for i in 0..a {
+                for (j, &k) in idx.iter().enumerate() {
+                    let src = &s[(i * r + k) * b..(i * r + k + 1) * b];
+                    out[(i * idx.len() + j) * b..(i * idx.len() + j + 1) * b].copy_from_slice(src);
+                }
+            }
+            Tensor::from_typed(out, &out_shape)
+        }))
+    }
+
+    /// Rows of this `[vocab, dim]` weight for each id: output shape is
+    /// `ids.shape() + [dim]` (PyTorch's `F.embedding(ids, weight)`).
+    pub fn embedding(&self, ids: &Tensor) -> Result<Tensor> {
+        if self.rank() != 2 {
+            return Err(Error::invalid(
+                "embedding",
+                format!("weight must be [vocab, dim], got shape {:?}", self.shape()),
+            ));
+        }
+        let flat = ids.flatten_all();
+        let rows = self.index_select(0, &flat)?;
+        let mut shape = ids.shape().to_vec();
+        shape.push(self.shape()[1]);
+        rows.reshape(shape)
+    }
+
+    /// `out[..., i, ...] = self[..., index[..., i, ...], ...]` along `dim`
+    /// (PyTorch's `gather`): `index` has this tensor's rank, and is no larger
+    /// than it along every other dim; the output has `index`'s shape.
+    pub fn gather(&self, d: impl Dim, index: &Tensor) -> Result<Tensor> {
+        let op = "gather";
+        let d = dim(op, d, self.rank())?;
+        check_index_shape(op, self.shape(), index.shape(), d)?;
+        let idx = read_indices(op, index, self.shape()[d])?;
+        let x = self.contiguous();
+        let strides = crate::tensor::contiguous_strides(x.shape());
+        let ishape = index.shape().to_vec();
+        let storage = x.storage();
+        Ok(with_dtype!(&*storage, T, s => {
+            let s = &s[x.layout().offset()..];
+            let mut out = alloc_uninit::<T>(idx.len());
+            for_each_index(&ishape, |flat, pos| {
+                let mut o = 0isize;
+                for (k, &p) in pos.iter().enumerate() {
+                    o += if k == d { idx[flat] as isize } else { p as isize } * strides[k];
+                }
+                out[flat] = s[o as usize];
+            });
+            Tensor::from_typed(out, &ishape)
+        }))
+    }
+
+    /// A copy of `self` with `src` added at `index` along `dim`:
+    /// `out[..., index[..., i, ...], ...] += src[..., i, ...]` (PyTorch's
+    /// `scatter_add`; repeated indices accumulate).
+    pub fn scatter_add(&self, d: impl Dim, index: &Tensor, src: &Tensor) -> Result<Tensor> {
+        let op = "scatter_add";
+        let d = dim(op, d, self.rank())?;
+        self.same_dtype(op, src)?;
+        check_index_shape(op, self.shape(), index.shape(), d)?;
+        if src.rank() != index.rank() || index.shape().iter().zip(src.shape()).any(|(i, s)| i > s) {
+            return Err(Error::shape(op, index.shape(), src.shape()));
+        }
+        let idx = read_indices(op, index, self.shape()[d])?;
+        let base = self.copy();
+        let strides = crate::tensor::contiguous_strides(self.shape());
+        let sstrides = src.stride().to_vec();
+        let soff = src.layout().offset();
+        let ishape = index.shape().to_vec();
+        {
+            let mut out_storage = base.storage_mut();
+            let src_storage = src.storage();
+            with_dtype!(&mut *out_storage, T, out => {
+                let sv = &src_storage.as_slice::<T>().expect("dtype checked");
+                for_each_index(&ishape, |flat, pos| {
+                    let mut o = 0isize;
+                    let mut so = soff as isize;
+                    for (k, &p) in pos.iter().enumerate() {
+                        o += if k == d { idx[flat] as isize } else { p as isize } * strides[k];
+                        so += p as isize * sstrides[k];
+                    }
+                    out[o as usize] += sv[so as usize];
+                });
+            });
+        }
+        Ok(base)
+    }
+
+    /// `value` where `mask` (broadcast to this shape) is non-zero, `self` elsewhere.
+    pub fn masked_fill(&self, mask: &Tensor, value: f64) -> Result<Tensor> {
+        self.same_dtype("masked_fill", mask)?;
+        let m = mask
+            .broadcast_to(self.shape())
+            .map_err(|_| Error::shape("masked_fill", self.shape(), mask.shape()))?;
+        let fill = Tensor::scalar_of(value, self.dtype());
+        Tensor::where_(&m, &fill, self)
+    }
+
+    /// The lower triangle of the last two dims (entries with `j - i <= k`), zeros above.
+    pub fn tril(&self, k: isize) -> Result<Tensor> {
+        self.triangle("tril", k, true)
+    }
+    /// The upper triangle of the last two dims (entries with `j - i >= k`), zeros below.
+    pub fn triu(&self, k: isize) -> Result<Tensor> {
+        self.triangle("triu", k, false)
+    }
+
+    fn triangle(&self, op: &'static str, k: isize, lower: bool) -> Result<Tensor> {
+        if self.rank() < 2 {
+            return Err(Error::invalid(
+                op,
+                format!("needs a matrix, got shape {:?}", self.shape()),
+            ));
+        }
+        let (m, n) = (self.shape()[self.rank() - 2], self.shape()[self.rank() - 1]);
+        let mut mask = vec![0.0f64; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let diff = j as isize - i as isize;
+                if (lower && diff <= k) || (!lower && diff >= k) {
+                    mask[i * n + j] = 1.0;
+                }
+            }
+        }
+        let mask = Tensor::from_vec(mask, &[m, n])?.to_dtype(self.dtype());
+        self.mul(&mask)
+    }
+
+    /// One-hot rows for integer values in `self`: shape `self.shape() + [num_classes]`.
+    pub fn one_hot(&self, num_classes: usize) -> Result<Tensor> {
+        let idx = read_indices("one_hot", self, num_classes)?;
+        let mut shape = self.shape().to_vec();
+        shape.push(num_classes);
+        Ok(crate::tensor::with_type!(self.dtype(), T => {
+            let mut out = alloc_zeroed::<T>(idx.len() * num_classes);
+            for (r, &c) in idx.iter().enumerate() {
+                out[r * num_classes + c] = T::ONE;
+            }
+            Tensor::from_typed(out, &shape)
+        }))
+    }
+}
+
+fn check_index_shape(op: &'static str, shape: &[usize], ishape: &[usize], d: usize) -> Result<()> {
+    let ok = ishape.len() == shape.len()
+        && ishape
+            .iter()
+            .zip(shape)
+            .enumerate()
+            .all(|(k, (i, s))| k == d || i <= s);
+    if !ok {
+        return Err(Error::shape(op, shape, ishape));
+    }
+    Ok(())
+}
+
+/// Calls `f(flat, multi_index)` for every position of `shape` in row-major order.
+fn for_each_index(shape: &[usize], mut f: impl FnMut(usize, &[usize])) {
+    let n: usize = shape.iter().product();
+    let mut pos = vec![0usize; shape.len()];
+    for flat in 0..n {
+        f(flat, &pos);
+        for k in (0..shape.len()).rev() {
+            pos[k] += 1;
+            if pos[k] < shape[k] {
+                break;
+            }
+            pos[k] = 0;
+        }
+    }
+}
+
+#[allow(dead_code)]
+fn _uses<T: Element>() {}

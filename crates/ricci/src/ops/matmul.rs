@@ -1,0 +1,162 @@
+//! Matrix products with numpy's `matmul` semantics, and `linear`.
+//!
+//! - 1-D x 1-D is a dot product (rank 0);
+//! - a 1-D left operand is a row vector, a 1-D right operand a column
+//!   vector (the added dim is removed from the result);
+//! - leading (batch) dims broadcast.
+//!
+//! Strides are handed to the kernel, so `a.matmul(&b.t()?)` never copies `b`.
+
+use crate::error::{Error, Result};
+use crate::kernels::matmul::{self as k, Operand};
+use crate::tensor::{alloc_uninit, broadcast_shapes, with_dtype, Element, Layout, Tensor};
+
+/// Offsets of every batch item of a `[batch..., r, c]` layout broadcast to `batch_shape`.
+fn batch_offsets(layout: &Layout, batch_shape: &[usize]) -> Result<Vec<usize>> {
+    let rank = layout.rank();
+    let own = Layout::from_parts(
+        layout.shape()[..rank - 2].to_vec(),
+        layout.strides()[..rank - 2].to_vec(),
+        layout.offset(),
+    );
+    let b = own.broadcast_to(batch_shape)?;
+    let n: usize = batch_shape.iter().product();
+    let mut out = Vec::with_capacity(n);
+    let mut idx = vec![0usize; batch_shape.len()];
+    for _ in 0..n {
+        out.push(b.offset_of(&idx));
+        for d in (0..idx.len()).rev() {
+            idx[d] += 1;
+            if idx[d] < batch_shape[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+    Ok(out)
+}
+
+/// A matrix operand whose strides faer can read: a zero stride along a
+/// dimension longer than 1 (a broadcast matrix) is made contiguous first.
+fn readable(t: &Tensor) -> Tensor {
+    let r = t.rank();
+    let bad = (r - 2..r).any(|d| t.stride()[d] == 0 && t.shape()[d] > 1);
+    if bad {
+        t.copy()
+    } else {
+        t.clone()
+    }
+}
+
+impl Tensor {
+    /// Matrix product with numpy semantics (see the module doc).
+    ///
+    /// ```
+    /// # use ricci::Tensor;
+    /// let a = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2])?;
+    /// let x = Tensor::from_vec(vec![1.0f32, 1.0], &[2])?;
+    /// assert_eq!(a.matmul(&x)?.to_vec::<f32>()?, vec![3.0, 7.0]);
+    /// # Ok::<(), ricci::Error>(())
+    /// ```
+    pub fn matmul(&self, other: &Tensor) -> Result<Tensor> {
+        let op = "matmul";
+        self.same_dtype(op, other)?;
+        if self.rank() == 0 || other.rank() == 0 {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "operands must have at least one dim, got {:?} and {:?}",
+                    self.shape(),
+                    other.shape()
+                ),
+            ));
+        }
+        let a = if self.rank() == 1 {
+            self.unsqueeze(0)?
+        } else {
+            self.clone()
+        };
+        let b = if other.rank() == 1 {
+            other.unsqueeze(1)?
+        } else {
+            other.clone()
+        };
+        let (ar, br) = (a.rank(), b.rank());
+        let (m, ka) = (a.shape()[ar - 2], a.shape()[ar - 1]);
+        let (kb, n) = (b.shape()[br - 2], b.shape()[br - 1]);
+        if ka != kb {
+            return Err(Error::shape(op, self.shape(), other.shape()));
+        }
+        let batch = broadcast_shapes(op, &a.shape()[..ar - 2], &b.shape()[..br - 2])
+            .map_err(|_| Error::shape(op, self.shape(), other.shape()))?;
+        let (a, b) = (readable(&a), readable(&b));
+        let la = batch_offsets(a.layout(), &batch)?;
+        let lb = batch_offsets(b.layout(), &batch)?;
+        let opa = Operand {
+            offsets: &la,
+            row_stride: a.stride()[ar - 2],
+            col_stride: a.stride()[ar - 1],
+        };
+        let opb = Operand {
+            offsets: &lb,
+            row_stride: b.stride()[br - 2],
+            col_stride: b.stride()[br - 1],
+        };
+        let mut shape = batch.clone();
+        shape.extend([m, n]);
+        let total: usize = shape.iter().product();
+        let out = super::binary::with_two(&a, &b, |sa, sb| {
+            with_dtype!(sa, T, xa => {
+                let xb = sb.as_slice::<T>().expect("dtypes checked");
+                let mut out = alloc_uninit::<T>(total);
+                k::matmul(xa, &opa, xb, &opb, m, ka, n, &mut out);
+                Tensor::from_typed(out, &shape)
+            })
+        });
+        // Drop the dims added for 1-D operands.
+        let mut final_shape = batch;
+        if self.rank() > 1 {
+            final_shape.push(m);
+        }
+        if other.rank() > 1 {
+            final_shape.push(n);
+        }
+        if final_shape.len() != out.rank() {
+            return out.reshape(final_shape);
+        }
+        Ok(out)
+    }
+}
+
+/// `x · wᵀ + b` for `x: [..., in]`, `w: [out, in]`, `b: [out]` (PyTorch's `F.linear`).
+///
+/// ```
+/// # use ricci::{Tensor, DType, linear};
+/// let x = Tensor::ones(&[4, 3], DType::F32);
+/// let w = Tensor::ones(&[2, 3], DType::F32);
+/// let b = Tensor::from_vec(vec![0.5f32, -0.5], &[2])?;
+/// assert_eq!(linear(&x, &w, Some(&b))?.shape(), &[4, 2]);
+/// # Ok::<(), ricci::Error>(())
+/// ```
+pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    if w.rank() != 2 || x.rank() == 0 || x.shape()[x.rank() - 1] != w.shape()[1] {
+        return Err(Error::shape("linear", x.shape(), w.shape()));
+    }
+    // Fold leading dims into rows so one large product runs instead of a batch.
+    let in_f = w.shape()[1];
+    let lead: Vec<usize> = x.shape()[..x.rank() - 1].to_vec();
+    let x2 = x.reshape([-1, in_f as i64])?;
+    let mut y = x2.matmul(&w.t()?)?;
+    if let Some(b) = b {
+        if b.shape() != [w.shape()[0]] {
+            return Err(Error::shape("linear", w.shape(), b.shape()));
+        }
+        y = y.add(b)?;
+    }
+    let mut shape = lead;
+    shape.push(w.shape()[0]);
+    y.reshape(shape)
+}
+
+#[allow(dead_code)]
+fn _uses<T: Element>() {}

@@ -1,0 +1,281 @@
+//! Reductions over any set of dims (`keepdim` as PyTorch), their
+//! whole-tensor forms, and softmax / log-softmax along one dim.
+//!
+//! An empty set of dims reduces nothing (numpy's `axis=()`).
+
+use super::{dim, Dim, Dims};
+use crate::error::{Error, Result};
+use crate::kernels::reduce::{self as k, ArgReduce, Reduce};
+use crate::tensor::{alloc_uninit, with_dtype, Element, Tensor};
+
+/// The kept shape after reducing `dims` of `shape`.
+fn reduced_shape(shape: &[usize], dims: &[usize], keepdim: bool) -> Vec<usize> {
+    shape
+        .iter()
+        .enumerate()
+        .filter_map(|(i, &d)| {
+            if dims.contains(&i) {
+                keepdim.then_some(1)
+            } else {
+                Some(d)
+            }
+        })
+        .collect()
+}
+
+impl Tensor {
+    /// Brings the reduced dims into one middle block of a contiguous buffer:
+    /// returns the buffer tensor and its `(a, r, b)` factorisation.
+    fn as_arb(&self, dims: &[usize]) -> (Tensor, usize, usize, usize) {
+        let shape = self.shape();
+        let consecutive = dims.windows(2).all(|w| w[1] == w[0] + 1);
+        if self.is_contiguous() && consecutive && !dims.is_empty() {
+            let (d0, d1) = (dims[0], dims[dims.len() - 1] + 1);
+            let a = shape[..d0].iter().product();
+            let r = shape[d0..d1].iter().product();
+            let b = shape[d1..].iter().product();
+            return (self.clone(), a, r, b);
+        }
+        let kept: Vec<usize> = (0..self.rank()).filter(|i| !dims.contains(i)).collect();
+        let order: Vec<usize> = kept.iter().chain(dims.iter()).copied().collect();
+        let moved = self
+            .permute(order)
+            .expect("a permutation of all dims")
+            .contiguous();
+        let a = kept.iter().map(|&i| shape[i]).product();
+        let r = dims.iter().map(|&i| shape[i]).product();
+        (moved, a, r, 1)
+    }
+
+    fn reduce_op(
+        &self,
+        name: &'static str,
+        ds: &impl Dims,
+        keepdim: bool,
+        op: Reduce,
+    ) -> Result<Tensor> {
+        let dims = self.resolve_dims(name, ds)?;
+        if dims.is_empty() {
+            return Ok(self.clone());
+        }
+        let out_shape = reduced_shape(self.shape(), &dims, keepdim);
+        if matches!(op, Reduce::Max | Reduce::Min) && dims.iter().any(|&d| self.shape()[d] == 0) {
+            return Err(Error::invalid(
+                name,
+                format!("reducing an empty dim of shape {:?}", self.shape()),
+            ));
+        }
+        let (buf, a, r, b) = self.as_arb(&dims);
+        let storage = buf.storage();
+        Ok(with_dtype!(&*storage, T, s => {
+            let off = buf.layout().offset();
+            let src = &s[off..off + a * r * b];
+            let mut out = alloc_uninit::<T>(a * b);
+            k::reduce(src, a, r, b, op, &mut out);
+            Tensor::from_typed(out, &out_shape)
+        }))
+    }
+
+    /// Sum over `dims`.
+    ///
+    /// ```
+    /// # use ricci::Tensor;
+    /// let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])?;
+    /// assert_eq!(x.sum(1, false)?.to_vec::<f32>()?, vec![6.0, 15.0]);
+    /// assert_eq!(x.sum([0, 1], true)?.shape(), &[1, 1]);
+    /// # Ok::<(), ricci::Error>(())
+    /// ```
+    pub fn sum(&self, dims: impl Dims, keepdim: bool) -> Result<Tensor> {
+        self.reduce_op("sum", &dims, keepdim, Reduce::Sum)
+    }
+    /// Maximum over `dims` (NaN propagates).
+    pub fn max(&self, dims: impl Dims, keepdim: bool) -> Result<Tensor> {
+        self.reduce_op("max", &dims, keepdim, Reduce::Max)
+    }
+    /// Minimum over `dims` (NaN propagates).
+    pub fn min(&self, dims: impl Dims, keepdim: bool) -> Result<Tensor> {
+        self.reduce_op("min", &dims, keepdim, Reduce::Min)
+    }
+    /// `log(sum(exp(x)))` over `dims`, stable for large inputs.
+    pub fn logsumexp(&self, dims: impl Dims, keepdim: bool) -> Result<Tensor> {
+        self.reduce_op("logsumexp", &dims, keepdim, Reduce::LogSumExp)
+    }
+    /// Mean over `dims`.
+    pub fn mean(&self, dims: impl Dims, keepdim: bool) -> Result<Tensor> {
+        let ds = self.resolve_dims("mean", &dims)?;
+        let n: usize = ds.iter().map(|&d| self.shape()[d]).product();
+        Ok(self.sum(ds, keepdim)?.div_scalar(n as f64))
+    }
+    /// Variance over `dims` with Bessel's correction (`correction = 1`, PyTorch's default).
+    pub fn var(&self, dims: impl Dims, keepdim: bool) -> Result<Tensor> {
+        self.var_correction(dims, 1, keepdim)
+    }
+    /// Variance over `dims` dividing by `N - correction` (`0`: population variance, numpy's default).
+    pub fn var_correction(
+        &self,
+        dims: impl Dims,
+        correction: usize,
+        keepdim: bool,
+    ) -> Result<Tensor> {
+        let ds = self.resolve_dims("var", &dims)?;
+        let n: usize = ds.iter().map(|&d| self.shape()[d]).product();
+        let centered = self.sub(&self.mean(ds.clone(), true)?)?;
+        let denom = n.saturating_sub(correction) as f64;
+        Ok(centered.square().sum(ds, keepdim)?.div_scalar(denom))
+    }
+    /// Standard deviation over `dims` with Bessel's correction (PyTorch's default).
+    pub fn std(&self, dims: impl Dims, keepdim: bool) -> Result<Tensor> {
+        Ok(self.var(dims, keepdim)?.sqrt())
+    }
+    /// Standard deviation dividing by `N - correction`.
+    pub fn std_correction(
+        &self,
+        dims: impl Dims,
+        correction: usize,
+        keepdim: bool,
+    ) -> Result<Tensor> {
+        Ok(self.var_correction(dims, correction, keepdim)?.sqrt())
+    }
+    /// The p-norm over `dims`: `(sum |x|^p)^(1/p)`; `p = inf` is the max of `|x|`.
+    pub fn norm(&self, p: f64, dims: impl Dims, keepdim: bool) -> Result<Tensor> {
+        if p.is_nan() || p <= 0.0 {
+            return Err(Error::invalid(
+                "norm",
+                format!("p must be positive, got {p}"),
+            ));
+        }
+        if p == f64::INFINITY {
+            return self.abs().max(dims, keepdim);
+        }
+        if p == 2.0 {
+            return Ok(self.square().sum(dims, keepdim)?.sqrt());
+        }
+        if p == 1.0 {
+            return self.abs().sum(dims, keepdim);
+        }
+        Ok(self.abs().powf(p).sum(dims, keepdim)?.powf(1.0 / p))
+    }
+
+    fn all_dims(&self) -> Vec<usize> {
+        (0..self.rank()).collect()
+    }
+    /// Sum of all elements (a rank-0 tensor).
+    pub fn sum_all(&self) -> Tensor {
+        self.sum(self.all_dims(), false)
+            .expect("all dims are valid")
+    }
+    /// Mean of all elements.
+    pub fn mean_all(&self) -> Tensor {
+        self.mean(self.all_dims(), false)
+            .expect("all dims are valid")
+    }
+    /// Maximum of all elements (error if empty).
+    pub fn max_all(&self) -> Result<Tensor> {
+        self.max(self.all_dims(), false)
+    }
+    /// Minimum of all elements (error if empty).
+    pub fn min_all(&self) -> Result<Tensor> {
+        self.min(self.all_dims(), false)
+    }
+    /// Frobenius / 2-norm of all elements.
+    pub fn norm_all(&self) -> Tensor {
+        self.square().sum_all().sqrt()
+    }
+    /// logsumexp of all elements.
+    pub fn logsumexp_all(&self) -> Tensor {
+        self.logsumexp(self.all_dims(), false)
+            .expect("all dims are valid")
+    }
+
+    fn arg_op(
+        &self,
+        name: &'static str,
+        d: impl Dim,
+        keepdim: bool,
+        op: ArgReduce,
+    ) -> Result<Tensor> {
+        let d = dim(name, d, self.rank().max(1))?;
+        let x = if self.rank() == 0 {
+            self.reshape([1])?
+        } else {
+            self.clone()
+        };
+        if x.shape()[d] == 0 {
+            return Err(Error::invalid(
+                name,
+                format!("empty dim {d} of shape {:?}", x.shape()),
+            ));
+        }
+        let out_shape = reduced_shape(x.shape(), &[d], keepdim && self.rank() > 0);
+        let (buf, a, r, b) = x.as_arb(&[d]);
+        let storage = buf.storage();
+        let mut idx = vec![0usize; a * b];
+        with_dtype!(&*storage, T, s => {
+            let off = buf.layout().offset();
+            k::arg_reduce(&s[off..off + a * r * b], a, r, b, op, &mut idx);
+        });
+        Tensor::from_indices(&idx, &out_shape, self.dtype())
+    }
+    /// Index of the first maximum along `dim`, as a tensor of integer values
+    /// in this tensor's dtype. Not differentiable.
+    pub fn argmax(&self, d: impl Dim, keepdim: bool) -> Result<Tensor> {
+        self.arg_op("argmax", d, keepdim, ArgReduce::Max)
+    }
+    /// Index of the first minimum along `dim`. Not differentiable.
+    pub fn argmin(&self, d: impl Dim, keepdim: bool) -> Result<Tensor> {
+        self.arg_op("argmin", d, keepdim, ArgReduce::Min)
+    }
+    /// Flat (row-major) index of the first maximum.
+    pub fn argmax_all(&self) -> Result<usize> {
+        Ok(self.flatten_all().argmax(0, false)?.to_f64()? as usize)
+    }
+    /// Flat (row-major) index of the first minimum.
+    pub fn argmin_all(&self) -> Result<usize> {
+        Ok(self.flatten_all().argmin(0, false)?.to_f64()? as usize)
+    }
+
+    fn softmax_impl(&self, name: &'static str, d: impl Dim, log: bool) -> Result<Tensor> {
+        if self.rank() == 0 {
+            return Err(Error::invalid(name, "needs at least one dimension"));
+        }
+        let d = dim(name, d, self.rank())?;
+        let last = self.rank() - 1;
+        let moved = if d == last {
+            self.contiguous()
+        } else {
+            self.movedim(d, last)?.contiguous()
+        };
+        let r = moved.shape()[last];
+        let storage = moved.storage();
+        let out = with_dtype!(&*storage, T, s => {
+            let off = moved.layout().offset();
+            let n = moved.numel();
+            let mut out = alloc_uninit::<T>(n);
+            k::softmax_rows(&s[off..off + n], r, log, &mut out);
+            Tensor::from_typed(out, moved.shape())
+        });
+        if d == last {
+            Ok(out)
+        } else {
+            out.movedim(last, d)
+        }
+    }
+    /// Softmax along `dim`; the max is subtracted first, so logits of 1e4 are fine.
+    ///
+    /// ```
+    /// # use ricci::Tensor;
+    /// let x = Tensor::from_vec(vec![1e4f32, 1e4], &[2])?;
+    /// assert_eq!(x.softmax(0)?.to_vec::<f32>()?, vec![0.5, 0.5]);
+    /// # Ok::<(), ricci::Error>(())
+    /// ```
+    pub fn softmax(&self, d: impl Dim) -> Result<Tensor> {
+        self.softmax_impl("softmax", d, false)
+    }
+    /// `log(softmax(x))` along `dim`, computed as `x - logsumexp(x)`.
+    pub fn log_softmax(&self, d: impl Dim) -> Result<Tensor> {
+        self.softmax_impl("log_softmax", d, true)
+    }
+}
+
+#[allow(dead_code)]
+fn _uses<T: Element>() {}

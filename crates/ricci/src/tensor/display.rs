@@ -1,0 +1,1 @@
+//! `Display` in numpy's style, summarised when large.

@@ -1,0 +1,193 @@
+//! `Storage`: the flat buffer behind one or more tensor views, and the
+//! caching pool that recycles buffers.
+//!
+//! A fresh large buffer costs a page fault per 4 KiB page the first time it
+//! is written; in a training step that repeats the same shapes this is pure
+//! waste. As PyTorch's caching allocator does on GPUs, dropped buffers of at
+//! least [`POOL_MIN_ELEMS`] elements go back to a pool keyed by exact length
+//! and are handed out again, so a steady-state loop asks the OS for nothing.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use super::element::{DType, Element};
+
+/// The element buffer of a tensor. The enum is the seam where other dtypes
+/// and devices will go.
+#[derive(Debug)]
+pub enum Storage {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+impl Storage {
+    pub fn dtype(&self) -> DType {
+        match self {
+            Storage::F32(_) => DType::F32,
+            Storage::F64(_) => DType::F64,
+        }
+    }
+    pub fn len(&self) -> usize {
+        match self {
+            Storage::F32(v) => v.len(),
+            Storage::F64(v) => v.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The buffer as `&[T]`, or `None` if `T` is not this storage's dtype.
+    pub fn as_slice<T: Element>(&self) -> Option<&[T]> {
+        T::from_storage(self)
+    }
+    /// The buffer as `&mut [T]`, or `None` if `T` is not this storage's dtype.
+    pub fn as_mut_slice<T: Element>(&mut self) -> Option<&mut [T]> {
+        T::from_storage_mut(self)
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        match self {
+            Storage::F32(v) => give_back(std::mem::take(v)),
+            Storage::F64(v) => give_back(std::mem::take(v)),
+        }
+    }
+}
+
+/// Conversions between a typed `Vec` and `Storage`.
+pub trait StorageElement: Sized + 'static {
+    fn into_storage(v: Vec<Self>) -> Storage;
+    fn from_storage(s: &Storage) -> Option<&[Self]>;
+    fn from_storage_mut(s: &mut Storage) -> Option<&mut [Self]>;
+    fn pool() -> &'static Mutex<Pool<Self>>;
+}
+
+macro_rules! impl_storage_element {
+    ($t:ty, $v:ident, $pool:ident) => {
+        static $pool: Mutex<Pool<$t>> = Mutex::new(Pool::new());
+        impl StorageElement for $t {
+            fn into_storage(v: Vec<Self>) -> Storage {
+                Storage::$v(v)
+            }
+            fn from_storage(s: &Storage) -> Option<&[Self]> {
+                match s {
+                    Storage::$v(v) => Some(v),
+                    _ => None,
+                }
+            }
+            fn from_storage_mut(s: &mut Storage) -> Option<&mut [Self]> {
+                match s {
+                    Storage::$v(v) => Some(v),
+                    _ => None,
+                }
+            }
+            fn pool() -> &'static Mutex<Pool<Self>> {
+                &$pool
+            }
+        }
+    };
+}
+impl_storage_element!(f32, F32, POOL_F32);
+impl_storage_element!(f64, F64, POOL_F64);
+
+/// Buffers shorter than this are left to the system allocator, which is fast
+/// for them (they come from the heap, not fresh pages).
+pub const POOL_MIN_ELEMS: usize = 16 * 1024;
+/// The pool holds at most this many bytes per dtype (override with `RICCI_POOL_MB`).
+const DEFAULT_POOL_BYTES: usize = 4 << 30;
+
+/// Free buffers keyed by exact length.
+pub struct Pool<T> {
+    free: Option<HashMap<usize, Vec<Vec<T>>>>,
+    bytes: usize,
+}
+
+impl<T> Pool<T> {
+    const fn new() -> Self {
+        Pool {
+            free: None,
+            bytes: 0,
+        }
+    }
+}
+
+fn pool_limit_bytes() -> usize {
+    static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        std::env::var("RICCI_POOL_MB")
+            .ok()
+            .and_then(|s| s.parse::<usize>().ok())
+            .map(|mb| mb << 20)
+            .unwrap_or(DEFAULT_POOL_BYTES)
+    })
+}
+
+fn give_back<T: StorageElement>(v: Vec<T>) {
+    let n = v.len();
+    if n < POOL_MIN_ELEMS || v.capacity() != n {
+        return;
+    }
+    let bytes = n * std::mem::size_of::<T>();
+    let Ok(mut pool) = T::pool().lock() else {
+        return;
+    };
+    if pool.bytes + bytes > pool_limit_bytes() {
+        return;
+    }
+    pool.bytes += bytes;
+    pool.free
+        .get_or_insert_with(HashMap::new)
+        .entry(n)
+        .or_default()
+        .push(v);
+}
+
+/// A buffer of `n` elements whose contents are unspecified (but initialised):
+/// the caller overwrites every element. Recycled from the pool when possible.
+pub fn alloc_uninit<T: Element>(n: usize) -> Vec<T> {
+    if n >= POOL_MIN_ELEMS {
+        if let Ok(mut pool) = T::pool().lock() {
+            let hit = pool
+                .free
+                .as_mut()
+                .and_then(|m| m.get_mut(&n))
+                .and_then(|list| list.pop());
+            if let Some(v) = hit {
+                pool.bytes -= n * std::mem::size_of::<T>();
+                return v;
+            }
+        }
+    }
+    vec![T::ZERO; n]
+}
+
+/// A buffer of `n` zeros (recycled when possible).
+pub fn alloc_zeroed<T: Element>(n: usize) -> Vec<T> {
+    if n >= POOL_MIN_ELEMS {
+        let mut v = alloc_uninit::<T>(n);
+        crate::kernels::par::fill(&mut v, T::ZERO);
+        v
+    } else {
+        vec![T::ZERO; n]
+    }
+}
+
+/// Bytes currently held by the pool for both dtypes (for tests and `ricci bench`).
+pub fn pool_bytes() -> usize {
+    let a = f32::pool().lock().map(|p| p.bytes).unwrap_or(0);
+    let b = f64::pool().lock().map(|p| p.bytes).unwrap_or(0);
+    a + b
+}
+
+/// Returns every pooled buffer to the system allocator.
+pub fn empty_pool() {
+    if let Ok(mut p) = f32::pool().lock() {
+        p.free = None;
+        p.bytes = 0;
+    }
+    if let Ok(mut p) = f64::pool().lock() {
+        p.free = None;
+        p.bytes = 0;
+    }
+}
