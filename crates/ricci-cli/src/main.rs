@@ -1,1 +1,117 @@
-fn main() {}
+//! `ricci`: the command-line tool. One file per subcommand, each a thin layer
+//! over the library; this file only parses arguments and turns errors into
+//! one line on stderr and a non-zero exit code.
+
+mod bench;
+mod planned;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+/// Tensors, linear algebra and differentiable tensor calculus for large AI models.
+#[derive(Parser, Debug)]
+#[command(name = "ricci", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train a model on a built-in task or corpus (planned)
+    Train(planned::PlannedArgs),
+    /// Generate text from a trained model (planned)
+    Sample(planned::PlannedArgs),
+    /// Embed sentences with a MiniLM-compatible encoder (planned)
+    Embed(planned::PlannedArgs),
+    /// Cosine similarity between embedded sentences (planned)
+    Similarity(planned::PlannedArgs),
+    /// Evaluate an einsum expression on .npy inputs (planned)
+    Einsum(planned::PlannedArgs),
+    /// CP / Tucker / tensor-train decomposition of a tensor (planned)
+    Decompose(planned::PlannedArgs),
+    /// Low-rank compression of a model's weights (planned)
+    Compress(planned::PlannedArgs),
+    /// Hessian and weight / attention spectra of a model (planned)
+    Analyze(planned::PlannedArgs),
+    /// Micro-benchmarks of ricci's kernels (matmul, elementwise, reductions)
+    Bench(bench::BenchArgs),
+}
+
+/// An error for the user: printed as one `error: ...` line.
+#[derive(Debug)]
+pub struct CliError(pub String);
+
+impl<E: std::fmt::Display> From<E> for CliError {
+    fn from(e: E) -> Self {
+        CliError(e.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    ricci::kernels::par::init_from_env();
+    let result = match cli.command {
+        Command::Train(_) => Ok(planned::not_implemented("train")),
+        Command::Sample(_) => Ok(planned::not_implemented("sample")),
+        Command::Embed(_) => Ok(planned::not_implemented("embed")),
+        Command::Similarity(_) => Ok(planned::not_implemented("similarity")),
+        Command::Einsum(_) => Ok(planned::not_implemented("einsum")),
+        Command::Decompose(_) => Ok(planned::not_implemented("decompose")),
+        Command::Compress(_) => Ok(planned::not_implemented("compress")),
+        Command::Analyze(_) => Ok(planned::not_implemented("analyze")),
+        Command::Bench(args) => bench::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(CliError(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--help` and `--version` print as clap renders them; a real usage error
+/// becomes one line (clap's own first line) and exit code 2.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        // Printing help can only fail on a closed stdout; nothing to report then.
+        let _ = e.print();
+        return if e.exit_code() == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(2)
+        };
+    }
+    let rendered = e.render().to_string();
+    let first = rendered
+        .lines()
+        .next()
+        .unwrap_or("error: invalid arguments");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    eprintln!("error: {first} (see '{}')", help_hint());
+    ExitCode::from(2)
+}
+
+/// `ricci <sub> --help` when the command line names a subcommand, else `ricci --help`.
+fn help_hint() -> String {
+    let sub = std::env::args().nth(1).filter(|arg| {
+        Cli::command()
+            .get_subcommands()
+            .any(|c| c.get_name() == arg.as_str())
+    });
+    match sub {
+        Some(sub) => format!("ricci {sub} --help"),
+        None => "ricci --help".to_string(),
+    }
+}

@@ -32,3 +32,8 @@ pub use autograd::no_grad;
 pub use error::{Error, Result};
 pub use ops::{linear, Dim, Dims};
 pub use tensor::{DType, Element, Layout, Rng, Tensor};
+
+/// The README's tour, compiled and run as a doc test so it stays true.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

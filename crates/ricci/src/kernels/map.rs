@@ -8,6 +8,7 @@
 use rayon::prelude::*;
 
 use super::par::{rows_per_task, threads, PAR_CHUNK, PAR_MIN_ELEMS};
+use super::simd::dispatch;
 use super::strided::Plan;
 use crate::tensor::Layout;
 
@@ -34,30 +35,32 @@ pub fn binary<T: Copy + Send + Sync, U: Copy + Send + Sync>(
     let [sa, sb] = plan.inner_strides();
     let rows = plan.rows();
     let row = |o: &mut [U], ba: isize, bb: isize| {
-        let (ba, bb) = (ba as usize, bb as usize);
-        match (sa, sb) {
-            (1, 1) => {
-                let (x, y) = (&a[ba..ba + o.len()], &b[bb..bb + o.len()]);
-                o.iter_mut()
-                    .zip(x.iter().zip(y))
-                    .for_each(|(o, (&x, &y))| *o = f(x, y));
-            }
-            (1, 0) => {
-                let (x, y) = (&a[ba..ba + o.len()], b[bb]);
-                o.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x, y));
-            }
-            (0, 1) => {
-                let (x, y) = (a[ba], &b[bb..bb + o.len()]);
-                o.iter_mut().zip(y).for_each(|(o, &y)| *o = f(x, y));
-            }
-            _ => {
-                for (i, o) in o.iter_mut().enumerate() {
-                    let x = a[(ba as isize + i as isize * sa) as usize];
-                    let y = b[(bb as isize + i as isize * sb) as usize];
-                    *o = f(x, y);
+        dispatch(|| {
+            let (ba, bb) = (ba as usize, bb as usize);
+            match (sa, sb) {
+                (1, 1) => {
+                    let (x, y) = (&a[ba..ba + o.len()], &b[bb..bb + o.len()]);
+                    o.iter_mut()
+                        .zip(x.iter().zip(y))
+                        .for_each(|(o, (&x, &y))| *o = f(x, y));
+                }
+                (1, 0) => {
+                    let (x, y) = (&a[ba..ba + o.len()], b[bb]);
+                    o.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x, y));
+                }
+                (0, 1) => {
+                    let (x, y) = (a[ba], &b[bb..bb + o.len()]);
+                    o.iter_mut().zip(y).for_each(|(o, &y)| *o = f(x, y));
+                }
+                _ => {
+                    for (i, o) in o.iter_mut().enumerate() {
+                        let x = a[(ba as isize + i as isize * sa) as usize];
+                        let y = b[(bb as isize + i as isize * sb) as usize];
+                        *o = f(x, y);
+                    }
                 }
             }
-        }
+        })
     };
     if rows == 1 {
         // One long run: split it into chunks directly.
@@ -91,6 +94,7 @@ pub fn binary<T: Copy + Send + Sync, U: Copy + Send + Sync>(
 }
 
 /// `out[i] = f(c[i], a[i], b[i])` with all three broadcast to `out`'s shape.
+#[allow(clippy::too_many_arguments)]
 pub fn ternary<T: Copy + Send + Sync>(
     c: &[T],
     lc: &Layout,

@@ -10,5 +10,6 @@ pub mod map;
 pub mod matmul;
 pub mod par;
 pub mod reduce;
+pub mod simd;
 pub mod special;
 pub mod strided;

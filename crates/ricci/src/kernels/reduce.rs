@@ -6,6 +6,7 @@
 use rayon::prelude::*;
 
 use super::par::{threads, PAR_MIN_ELEMS};
+use super::simd::dispatch;
 use crate::tensor::Element;
 
 /// Which reduction to run.
@@ -25,12 +26,12 @@ pub enum ArgReduce {
     Min,
 }
 
-/// Sum of a contiguous slice: 8 independent lanes per block of 2048 (the
+/// Sum of a contiguous slice: 8 independent lanes per block of 512 (the
 /// compiler vectorises them), blocks accumulated in f64 so that summing
 /// millions of f32 keeps about f32 precision.
 pub fn sum_slice<T: Element>(s: &[T]) -> T {
     let mut total = 0.0f64;
-    for block in s.chunks(2048) {
+    for block in s.chunks(512) {
         let mut lanes = [T::ZERO; 8];
         let mut it = block.chunks_exact(8);
         for c in &mut it {
@@ -97,7 +98,7 @@ fn min_slice<T: Element>(s: &[T]) -> T {
 
 fn logsumexp_slice<T: Element>(s: &[T]) -> T {
     let m = max_slice(s);
-    if !(m > T::NEG_INFINITY) || m == T::INFINITY {
+    if m.is_nan() || m == T::NEG_INFINITY || m == T::INFINITY {
         // empty, all -inf, NaN, or +inf: the max is the answer
         return if s.is_empty() { T::NEG_INFINITY } else { m };
     }
@@ -110,18 +111,31 @@ fn logsumexp_slice<T: Element>(s: &[T]) -> T {
 }
 
 fn reduce_slice<T: Element>(s: &[T], op: Reduce) -> T {
-    match op {
+    dispatch(|| match op {
         Reduce::Sum => sum_slice(s),
         Reduce::Max => max_slice(s),
         Reduce::Min => min_slice(s),
         Reduce::LogSumExp => logsumexp_slice(s),
-    }
+    })
 }
 
 /// Reduces `src` seen as `[a, r, b]` over `r` into `out` (`a * b` elements).
 pub fn reduce<T: Element>(src: &[T], a: usize, r: usize, b: usize, op: Reduce, out: &mut [T]) {
     debug_assert_eq!(src.len(), a * r * b);
     debug_assert_eq!(out.len(), a * b);
+    if out.is_empty() {
+        return;
+    }
+    if r == 0 {
+        // Reducing an empty dim: the identity of the reduction (max/min of
+        // nothing is refused by the op before reaching here).
+        out.fill(match op {
+            Reduce::Sum => T::ZERO,
+            Reduce::Max | Reduce::LogSumExp => T::NEG_INFINITY,
+            Reduce::Min => T::INFINITY,
+        });
+        return;
+    }
     let par = src.len() >= PAR_MIN_ELEMS && threads() > 1;
     if b == 1 {
         if a == 1 && par && op == Reduce::Sum {
@@ -177,7 +191,7 @@ pub fn reduce<T: Element>(src: &[T], a: usize, r: usize, b: usize, op: Reduce, o
                     }
                     for (o, s) in o.iter_mut().zip(acc) {
                         if *o > T::NEG_INFINITY && *o < T::INFINITY {
-                            *o = *o + s.ln();
+                            *o += s.ln();
                         }
                     }
                 }
@@ -240,24 +254,28 @@ pub fn arg_reduce<T: Element>(
 /// Subtracting the row max before `exp` keeps logits of 1e4 finite.
 pub fn softmax_rows<T: Element>(src: &[T], r: usize, log: bool, out: &mut [T]) {
     let row = |(s, o): (&[T], &mut [T])| {
-        let m = max_slice(s);
-        if log {
-            let mut acc = T::ZERO;
-            for &x in s {
-                acc += (x - m).exp();
+        dispatch(|| {
+            let m = max_slice(s);
+            if log {
+                let mut acc = T::ZERO;
+                for &x in s {
+                    acc += (x - m).exp();
+                }
+                // (x - m) - ln(acc), not x - (m + ln(acc)): for logits near 1e4
+                // the sum m + ln(acc) would round away the small part in f32.
+                let l = acc.ln();
+                o.iter_mut().zip(s).for_each(|(o, &x)| *o = (x - m) - l);
+            } else {
+                let mut acc = T::ZERO;
+                for (o, &x) in o.iter_mut().zip(s) {
+                    let e = (x - m).exp();
+                    *o = e;
+                    acc += e;
+                }
+                let inv = T::ONE / acc;
+                o.iter_mut().for_each(|o| *o *= inv);
             }
-            let lse = m + acc.ln();
-            o.iter_mut().zip(s).for_each(|(o, &x)| *o = x - lse);
-        } else {
-            let mut acc = T::ZERO;
-            for (o, &x) in o.iter_mut().zip(s) {
-                let e = (x - m).exp();
-                *o = e;
-                acc += e;
-            }
-            let inv = T::ONE / acc;
-            o.iter_mut().for_each(|o| *o = *o * inv);
-        }
+        })
     };
     if r == 0 {
         return;
@@ -266,6 +284,77 @@ pub fn softmax_rows<T: Element>(src: &[T], r: usize, log: bool, out: &mut [T]) {
         src.par_chunks(r).zip(out.par_chunks_mut(r)).for_each(row);
     } else {
         src.chunks(r).zip(out.chunks_mut(r)).for_each(row);
+    }
+}
+
+/// Softmax (or log-softmax) over the middle dim of `[a, r, b]`. With
+/// `b > 1` (softmax along a dim that is not innermost in memory) the passes
+/// run along whole rows of `b`, which vectorises without transposing.
+pub fn softmax<T: Element>(src: &[T], a: usize, r: usize, b: usize, log: bool, out: &mut [T]) {
+    if src.is_empty() {
+        return;
+    }
+    if b == 1 {
+        return softmax_rows(src, r, log, out);
+    }
+    let plane = |(s, o): (&[T], &mut [T])| dispatch(|| softmax_plane(s, o, b, log));
+    if r == 0 {
+        return;
+    }
+    let par = src.len() >= PAR_MIN_ELEMS && threads() > 1;
+    if par && a > 1 {
+        src.par_chunks(r * b)
+            .zip(out.par_chunks_mut(r * b))
+            .for_each(plane);
+    } else if par && b >= 64 {
+        // One plane: split its columns across threads (each column is independent).
+        let cols = b.div_ceil(threads());
+        let optr = super::strided::SyncPtr(out.as_mut_ptr());
+        (0..b.div_ceil(cols)).into_par_iter().for_each(|t| {
+            let (c0, c1) = (t * cols, ((t + 1) * cols).min(b));
+            let w = c1 - c0;
+            let mut sub: Vec<T> = Vec::with_capacity(r * w);
+            for row in src.chunks_exact(b) {
+                sub.extend_from_slice(&row[c0..c1]);
+            }
+            let mut tmp = vec![T::ZERO; r * w];
+            dispatch(|| softmax_plane(&sub, &mut tmp, w, log));
+            for (k, trow) in tmp.chunks_exact(w).enumerate() {
+                for (j, &v) in trow.iter().enumerate() {
+                    // SAFETY: each task writes only its own column range [c0, c1).
+                    unsafe { *optr.get().add(k * b + c0 + j) = v };
+                }
+            }
+        });
+    } else {
+        src.chunks(r * b).zip(out.chunks_mut(r * b)).for_each(plane);
+    }
+}
+
+/// Softmax over the rows of one `[r, b]` plane, column by column.
+fn softmax_plane<T: Element>(s: &[T], o: &mut [T], b: usize, log: bool) {
+    let mut m = vec![T::NEG_INFINITY; b];
+    for row in s.chunks_exact(b) {
+        m.iter_mut().zip(row).for_each(|(m, &x)| *m = m.max_nan(x));
+    }
+    let mut sum = vec![T::ZERO; b];
+    for (row, orow) in s.chunks_exact(b).zip(o.chunks_exact_mut(b)) {
+        for (((o, &x), &m), acc) in orow.iter_mut().zip(row).zip(&m).zip(sum.iter_mut()) {
+            let e = (x - m).exp();
+            *acc += e;
+            *o = if log { x - m } else { e };
+        }
+    }
+    if log {
+        let lse: Vec<T> = sum.iter().map(|s| s.ln()).collect();
+        for orow in o.chunks_exact_mut(b) {
+            orow.iter_mut().zip(&lse).for_each(|(o, &l)| *o -= l);
+        }
+    } else {
+        let inv: Vec<T> = sum.iter().map(|&s| T::ONE / s).collect();
+        for orow in o.chunks_exact_mut(b) {
+            orow.iter_mut().zip(&inv).for_each(|(o, &i)| *o *= i);
+        }
     }
 }
 
@@ -292,6 +381,28 @@ mod tests {
                         Reduce::LogSumExp => col.iter().map(|x| x.exp()).sum::<f64>().ln(),
                     };
                     assert!((out[i * b + j] - want).abs() < 1e-12, "{op:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn softmax_over_a_middle_dim_matches_rows_of_the_transpose() {
+        let (a, r, b) = (2, 5, 3);
+        let src: Vec<f64> = (0..a * r * b)
+            .map(|x| ((x * 5) % 7) as f64 * 0.7 - 2.0)
+            .collect();
+        for log in [false, true] {
+            let mut out = vec![0.0; src.len()];
+            softmax(&src, a, r, b, log, &mut out);
+            for i in 0..a {
+                for j in 0..b {
+                    let col: Vec<f64> = (0..r).map(|k| src[(i * r + k) * b + j]).collect();
+                    let mut want = vec![0.0; r];
+                    softmax_rows(&col, r, log, &mut want);
+                    for k in 0..r {
+                        assert!((out[(i * r + k) * b + j] - want[k]).abs() < 1e-14);
+                    }
                 }
             }
         }

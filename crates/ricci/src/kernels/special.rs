@@ -27,12 +27,12 @@ fn erf_series(x: f64) -> f64 {
     let x2 = x * x;
     let mut term = x;
     let mut sum = x;
-    let mut n = 0.0;
-    loop {
-        n += 1.0;
-        term *= 2.0 * x2 / (2.0 * n + 1.0);
+    // Terms grow until n ~ x^2, then shrink geometrically; for x < 3 the sum
+    // has converged to f64 precision well before 120 terms.
+    for n in 1..120 {
+        term *= 2.0 * x2 / (2.0 * n as f64 + 1.0);
         sum += term;
-        if term < sum * 1e-17 {
+        if term <= sum * 1e-17 {
             break;
         }
     }
@@ -66,16 +66,17 @@ fn erfc_continued_fraction(x: f64) -> f64 {
     (-x * x).exp() / PI.sqrt() / f
 }
 
-/// A fast f32 erf (Abramowitz & Stegun 7.1.26, absolute error below 1.5e-7,
-/// i.e. at f32 resolution). Used by the f32 GELU kernel.
-#[inline]
+/// A fast f32 erf: Abramowitz & Stegun 7.1.26 (formula error below 1.5e-7)
+/// evaluated in f32, within 4e-7 absolute in all (about 3 ulp near 1).
+/// Branch-free, so the f32 GELU loop vectorises.
+#[inline(always)]
 pub fn erf_f32(x: f32) -> f32 {
     let ax = x.abs();
     let t = 1.0 / (1.0 + 0.327_591_1 * ax);
     let poly = t
         * (0.254_829_6
             + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152_1 + t * 1.061_405_4))));
-    let r = 1.0 - poly * (-ax * ax).exp();
+    let r = 1.0 - poly * super::simd::exp_f32(-ax * ax);
     r.copysign(x)
 }
 
@@ -99,7 +100,11 @@ mod tests {
             let got = erf(x);
             assert!((got - want).abs() < 1e-15, "erf({x}) = {got}, want {want}");
             assert!((erf(-x) + want).abs() < 1e-15);
-            assert!((erf_f32(x as f32) as f64 - want).abs() < 3e-7);
+            let g32 = erf_f32(x as f32) as f64;
+            assert!(
+                (g32 - want).abs() < 4e-7,
+                "erf_f32({x}) = {g32}, want {want}"
+            );
         }
         assert_eq!(erf(10.0), 1.0);
         assert!(erf(f64::NAN).is_nan());

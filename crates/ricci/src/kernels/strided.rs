@@ -9,6 +9,7 @@
 use rayon::prelude::*;
 
 use super::par::{rows_per_task, threads, PAR_MIN_ELEMS};
+use super::simd::dispatch;
 use crate::tensor::Layout;
 
 /// K operands over one merged shape (at least one dimension).
@@ -130,9 +131,9 @@ pub fn map_unary<T: Copy + Send + Sync, U: Copy + Send + Sync>(
         if par {
             out.par_chunks_mut(super::par::PAR_CHUNK)
                 .zip(src.par_chunks(super::par::PAR_CHUNK))
-                .for_each(|(o, s)| o.iter_mut().zip(s).for_each(|(o, &x)| *o = f(x)));
+                .for_each(|(o, s)| dispatch(|| o.iter_mut().zip(s).for_each(|(o, &x)| *o = f(x))));
         } else {
-            out.iter_mut().zip(src).for_each(|(o, &x)| *o = f(x));
+            dispatch(|| out.iter_mut().zip(src).for_each(|(o, &x)| *o = f(x)));
         }
         return;
     }
@@ -146,16 +147,18 @@ pub fn map_unary<T: Copy + Send + Sync, U: Copy + Send + Sync>(
     let rows = plan.rows();
     let run = |r0: usize, chunk: &mut [U]| {
         let r1 = r0 + chunk.len() / inner;
-        plan.for_rows(r0, r1, |r, [b]| {
-            let o = &mut chunk[(r - r0) * inner..(r - r0 + 1) * inner];
-            if s == 1 {
-                let sl = &src[b as usize..b as usize + inner];
-                o.iter_mut().zip(sl).for_each(|(o, &x)| *o = f(x));
-            } else {
-                for (i, o) in o.iter_mut().enumerate() {
-                    *o = f(src[(b + i as isize * s) as usize]);
+        dispatch(|| {
+            plan.for_rows(r0, r1, |r, [b]| {
+                let o = &mut chunk[(r - r0) * inner..(r - r0 + 1) * inner];
+                if s == 1 {
+                    let sl = &src[b as usize..b as usize + inner];
+                    o.iter_mut().zip(sl).for_each(|(o, &x)| *o = f(x));
+                } else {
+                    for (i, o) in o.iter_mut().enumerate() {
+                        *o = f(src[(b + i as isize * s) as usize]);
+                    }
                 }
-            }
+            })
         });
     };
     if par {
@@ -275,6 +278,50 @@ impl<T> SyncPtr<T> {
     }
 }
 
+/// `dst[dst_layout(i)] = src[src_layout(i)]` for every logical index `i`
+/// (the two layouts have the same shape). Used to build `cat`, `pad` and
+/// `scatter`-style outputs from views.
+pub fn assign<T: Copy + Send + Sync>(
+    dst: &mut [T],
+    dst_layout: &Layout,
+    src: &[T],
+    src_layout: &Layout,
+) {
+    debug_assert_eq!(dst_layout.shape(), src_layout.shape());
+    if dst_layout.numel() == 0 {
+        return;
+    }
+    let plan = Plan::new(
+        dst_layout.shape(),
+        [dst_layout.strides(), src_layout.strides()],
+        [dst_layout.offset(), src_layout.offset()],
+    );
+    let inner = plan.inner();
+    let [sd, ss] = plan.inner_strides();
+    let rows = plan.rows();
+    let dptr = SyncPtr(dst.as_mut_ptr());
+    let dlen = dst.len();
+    let run = |r0: usize, r1: usize| {
+        plan.for_rows(r0, r1, |_, [bd, bs]| {
+            for i in 0..inner as isize {
+                let (od, os) = ((bd + i * sd) as usize, (bs + i * ss) as usize);
+                assert!(od < dlen);
+                // SAFETY: bounds-checked above; distinct rows of a
+                // non-overlapping destination layout never alias.
+                unsafe { *dptr.get().add(od) = src[os] };
+            }
+        });
+    };
+    if dst_layout.numel() >= PAR_MIN_ELEMS && threads() > 1 && rows > 1 {
+        let rpt = rows_per_task(rows, inner);
+        (0..rows.div_ceil(rpt))
+            .into_par_iter()
+            .for_each(|t| run(t * rpt, ((t + 1) * rpt).min(rows)));
+    } else {
+        run(0, rows);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,49 +366,5 @@ mod tests {
             copy_to_contiguous(&src, &l, &mut out);
             assert_eq!(out, naive(&src, &l), "layout {l:?}");
         }
-    }
-}
-
-/// `dst[dst_layout(i)] = src[src_layout(i)]` for every logical index `i`
-/// (the two layouts have the same shape). Used to build `cat`, `pad` and
-/// `scatter`-style outputs from views.
-pub fn assign<T: Copy + Send + Sync>(
-    dst: &mut [T],
-    dst_layout: &Layout,
-    src: &[T],
-    src_layout: &Layout,
-) {
-    debug_assert_eq!(dst_layout.shape(), src_layout.shape());
-    if dst_layout.numel() == 0 {
-        return;
-    }
-    let plan = Plan::new(
-        dst_layout.shape(),
-        [dst_layout.strides(), src_layout.strides()],
-        [dst_layout.offset(), src_layout.offset()],
-    );
-    let inner = plan.inner();
-    let [sd, ss] = plan.inner_strides();
-    let rows = plan.rows();
-    let dptr = SyncPtr(dst.as_mut_ptr());
-    let dlen = dst.len();
-    let run = |r0: usize, r1: usize| {
-        plan.for_rows(r0, r1, |_, [bd, bs]| {
-            for i in 0..inner as isize {
-                let (od, os) = ((bd + i * sd) as usize, (bs + i * ss) as usize);
-                assert!(od < dlen);
-                // SAFETY: bounds-checked above; distinct rows of a
-                // non-overlapping destination layout never alias.
-                unsafe { *dptr.get().add(od) = src[os] };
-            }
-        });
-    };
-    if dst_layout.numel() >= PAR_MIN_ELEMS && threads() > 1 && rows > 1 {
-        let rpt = rows_per_task(rows, inner);
-        (0..rows.div_ceil(rpt))
-            .into_par_iter()
-            .for_each(|t| run(t * rpt, ((t + 1) * rpt).min(rows)));
-    } else {
-        run(0, rows);
     }
 }

@@ -8,7 +8,9 @@ use std::ops;
 
 use crate::error::Result;
 use crate::kernels::map;
-use crate::tensor::{alloc_uninit, broadcast_shapes, with_dtype, Element, Storage, Tensor};
+use crate::tensor::{
+    alloc_uninit, broadcast_shapes, iteration_order, with_dtype, Element, Storage, Tensor,
+};
 
 /// Runs `f` over the storages of `ts`, taking one read guard per distinct storage.
 pub(crate) fn with_storages<R>(ts: &[&Tensor], f: impl FnOnce(&[&Storage]) -> R) -> R {
@@ -50,13 +52,15 @@ macro_rules! binary_map {
         let shape = broadcast_shapes($op, a.shape(), b.shape())?;
         let la = a.layout().broadcast_to(&shape)?;
         let lb = b.layout().broadcast_to(&shape)?;
+        let order = iteration_order(&[&la, &lb]);
+        let (la, lb) = (la.permute(&order)?, lb.permute(&order)?);
         let n: usize = shape.iter().product();
         Ok(with_two(a, b, |sa, sb| {
             with_dtype!(sa, T, xa => {
                 let xb = sb.as_slice::<T>().expect("dtypes checked");
                 let mut out = alloc_uninit::<T>(n);
                 map::binary(xa, &la, xb, &lb, &mut out, |$x: T, $y: T| $body);
-                Tensor::from_typed(out, &shape)
+                Tensor::from_typed_in_order(out, &shape, &order)
             })
         }))
     }};
@@ -190,6 +194,12 @@ impl Tensor {
         let lc = cond.layout().broadcast_to(&shape)?;
         let la = on_true.layout().broadcast_to(&shape)?;
         let lb = on_false.layout().broadcast_to(&shape)?;
+        let order = iteration_order(&[&la, &lb, &lc]);
+        let (lc, la, lb) = (
+            lc.permute(&order)?,
+            la.permute(&order)?,
+            lb.permute(&order)?,
+        );
         let n: usize = shape.iter().product();
         Ok(with_storages(&[cond, on_true, on_false], |st| {
             with_dtype!(st[0], T, c => {
@@ -197,7 +207,7 @@ impl Tensor {
                 let b = st[2].as_slice::<T>().expect("dtypes checked");
                 let mut out = alloc_uninit::<T>(n);
                 map::ternary(c, &lc, a, &la, b, &lb, &mut out, |c, a, b| if c != T::ZERO { a } else { b });
-                Tensor::from_typed(out, &shape)
+                Tensor::from_typed_in_order(out, &shape, &order)
             })
         }))
     }

@@ -78,6 +78,7 @@ impl Tensor {
                 format!("weight must be [vocab, dim], got shape {:?}", self.shape()),
             ));
         }
+        read_indices("embedding", ids, self.shape()[0])?;
         let flat = ids.flatten_all();
         let rows = self.index_select(0, &flat)?;
         let mut shape = ids.shape().to_vec();
@@ -147,7 +148,7 @@ impl Tensor {
         Ok(base)
     }
 
-    /// `value` where `mask` (broadcast to this shape) is non-zero, `self` elsewhere.
+    /// `value` where `mask` (broadcast to this shape, any dtype) is non-zero, `self` elsewhere.
     pub fn masked_fill(&self, mask: &Tensor, value: f64) -> Result<Tensor> {
         self.same_dtype("masked_fill", mask)?;
         let m = mask

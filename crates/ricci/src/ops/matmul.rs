@@ -139,6 +139,10 @@ impl Tensor {
 /// # Ok::<(), ricci::Error>(())
 /// ```
 pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    x.same_dtype("linear", w)?;
+    if let Some(b) = b {
+        x.same_dtype("linear", b)?;
+    }
     if w.rank() != 2 || x.rank() == 0 || x.shape()[x.rank() - 1] != w.shape()[1] {
         return Err(Error::shape("linear", x.shape(), w.shape()));
     }

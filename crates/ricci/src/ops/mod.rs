@@ -81,7 +81,9 @@ pub(crate) fn dims(op: &'static str, ds: &impl Dims, rank: usize) -> Result<Vec<
 }
 
 /// Applies `$body` (an expression in `$x: T`) to every element, giving a
-/// new contiguous tensor of the same shape and dtype.
+/// new tensor of the same shape and dtype. The input is walked in memory
+/// order and the output keeps that layout (a transposed input gives a
+/// transposed output), so strided inputs cost no more than contiguous ones.
 macro_rules! unary_map {
     ($self:expr, |$x:ident| $body:expr) => {{
         let t: &$crate::Tensor = $self;
@@ -90,8 +92,10 @@ macro_rules! unary_map {
             let mut out = $crate::tensor::alloc_uninit::<T>(t.numel());
             #[allow(unused_imports)]
             use $crate::tensor::Element as _;
-            $crate::kernels::strided::map_unary(s, t.layout(), &mut out, |$x: T| $body);
-            $crate::Tensor::from_typed(out, t.shape())
+            let order = t.layout().memory_order();
+            let walk = t.layout().permute(&order).expect("memory order is a permutation");
+            $crate::kernels::strided::map_unary(s, &walk, &mut out, |$x: T| $body);
+            $crate::Tensor::from_typed_in_order(out, t.shape(), &order)
         })
     }};
 }

@@ -160,10 +160,13 @@ impl Tensor {
     /// PyTorch's `expand`: like `broadcast_to`, with `-1` meaning "keep this size".
     pub fn expand(&self, shape: impl Dims) -> Result<Tensor> {
         let spec = shape.to_dims();
-        let lead = spec
-            .len()
-            .checked_sub(self.rank())
-            .ok_or_else(|| Error::shape("expand", self.shape(), &[]))?;
+        let requested: Vec<usize> = spec.iter().map(|&s| s.max(0) as usize).collect();
+        let mismatch = || Error::ShapeMismatch {
+            op: "expand",
+            lhs: self.shape().to_vec(),
+            rhs: requested.clone(),
+        };
+        let lead = spec.len().checked_sub(self.rank()).ok_or_else(mismatch)?;
         let target: Vec<usize> = spec
             .iter()
             .enumerate()
@@ -180,7 +183,7 @@ impl Tensor {
                 }
             })
             .collect::<Result<_>>()?;
-        self.broadcast_to(&target)
+        self.broadcast_to(&target).map_err(|_| mismatch())
     }
 
     /// Merges dims `start..=end` into one (a view when possible).
@@ -221,14 +224,9 @@ impl Tensor {
 
     /// This tensor with a row-major layout: itself if already so, else a copy.
     pub fn contiguous(&self) -> Tensor {
-        if self.is_contiguous() && self.layout().offset() == 0 && {
-            let s = self.storage();
-            s.len() == self.numel()
-        } {
-            return self.clone();
-        }
+        // A contiguous window into a larger buffer (e.g. from `narrow` on
+        // dim 0) is already row-major and is returned as is.
         if self.is_contiguous() {
-            // A contiguous window into a larger buffer is still usable as is.
             return self.clone();
         }
         self.copy()
@@ -301,6 +299,7 @@ impl Tensor {
         let d = resolve_dim("stack", d.to_i64(), first.rank() + 1)?;
         let mut parts = Vec::with_capacity(tensors.len());
         for t in tensors {
+            first.same_dtype("stack", t)?;
             if t.shape() != first.shape() {
                 return Err(Error::shape("stack", first.shape(), t.shape()));
             }
@@ -375,8 +374,24 @@ impl Tensor {
             .shape()
             .iter()
             .zip(pads)
-            .map(|(&d, &(b, a))| d + b + a)
-            .collect();
+            .map(|(&d, &(b, a))| d.checked_add(b).and_then(|x| x.checked_add(a)))
+            .collect::<Option<_>>()
+            .ok_or_else(|| {
+                Error::invalid(
+                    "pad",
+                    format!("padding {pads:?} of shape {:?} overflows", self.shape()),
+                )
+            })?;
+        if shape
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .is_none()
+        {
+            return Err(Error::invalid(
+                "pad",
+                format!("padded shape {shape:?} is too large"),
+            ));
+        }
         let mut dst = Layout::contiguous(&shape);
         for (i, &(b, _)) in pads.iter().enumerate() {
             dst = dst.narrow(i, b, self.shape()[i])?;
@@ -421,7 +436,7 @@ fn infer_shape(shape: &[usize], spec: &[i64]) -> Result<Vec<usize>> {
     }
     let mut out: Vec<usize> = spec.iter().map(|&s| s.max(0) as usize).collect();
     if let Some(i) = infer {
-        if known == 0 || numel % known != 0 {
+        if known == 0 || !numel.is_multiple_of(known) {
             return Err(Error::invalid(
                 "reshape",
                 format!("cannot reshape {shape:?} ({numel} elements) into {spec:?}"),

@@ -23,28 +23,96 @@ fn reduced_shape(shape: &[usize], dims: &[usize], keepdim: bool) -> Vec<usize> {
         .collect()
 }
 
+/// A reduction laid out for the `[a, r, b]` kernels.
+struct ArbPlan {
+    /// A tensor whose storage from its offset holds the `[a, r, b]` buffer.
+    buf: Tensor,
+    a: usize,
+    r: usize,
+    b: usize,
+    /// The kept dims in the order the kernel writes them (`a` dims then `b` dims).
+    kept_order: Vec<usize>,
+    /// All dims in the order `buf` holds them (for same-shape outputs like softmax).
+    full_order: Vec<usize>,
+}
+
 impl Tensor {
-    /// Brings the reduced dims into one middle block of a contiguous buffer:
-    /// returns the buffer tensor and its `(a, r, b)` factorisation.
-    fn as_arb(&self, dims: &[usize]) -> (Tensor, usize, usize, usize) {
+    /// Brings the reduced dims into one middle block of a contiguous
+    /// buffer. When the tensor is a permutation of a contiguous one (a
+    /// transposed matrix, `[b, c, h, w]` seen from `[b, h, w, c]`) and the
+    /// reduced dims are adjacent in memory, no copy is made; otherwise the
+    /// reduced dims are moved last and copied.
+    fn arb_plan(&self, dims: &[usize]) -> ArbPlan {
         let shape = self.shape();
-        let consecutive = dims.windows(2).all(|w| w[1] == w[0] + 1);
-        if self.is_contiguous() && consecutive && !dims.is_empty() {
-            let (d0, d1) = (dims[0], dims[dims.len() - 1] + 1);
-            let a = shape[..d0].iter().product();
-            let r = shape[d0..d1].iter().product();
-            let b = shape[d1..].iter().product();
-            return (self.clone(), a, r, b);
+        let order = self.layout().memory_order();
+        let in_memory = self
+            .layout()
+            .permute(&order)
+            .expect("memory order is a permutation");
+        let pos: Vec<usize> = order
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| dims.contains(d))
+            .map(|(p, _)| p)
+            .collect();
+        let adjacent = pos.windows(2).all(|w| w[1] == w[0] + 1);
+        if in_memory.is_contiguous() && adjacent && !pos.is_empty() {
+            let (p0, p1) = (pos[0], pos[pos.len() - 1] + 1);
+            let ms = in_memory.shape();
+            return ArbPlan {
+                buf: self.view_with(in_memory.clone()),
+                a: ms[..p0].iter().product(),
+                r: ms[p0..p1].iter().product(),
+                b: ms[p1..].iter().product(),
+                kept_order: order
+                    .iter()
+                    .copied()
+                    .filter(|d| !dims.contains(d))
+                    .collect(),
+                full_order: order,
+            };
         }
         let kept: Vec<usize> = (0..self.rank()).filter(|i| !dims.contains(i)).collect();
-        let order: Vec<usize> = kept.iter().chain(dims.iter()).copied().collect();
+        let perm: Vec<usize> = kept.iter().chain(dims.iter()).copied().collect();
+        let perm_all = perm.clone();
         let moved = self
-            .permute(order)
+            .permute(perm)
             .expect("a permutation of all dims")
             .contiguous();
-        let a = kept.iter().map(|&i| shape[i]).product();
-        let r = dims.iter().map(|&i| shape[i]).product();
-        (moved, a, r, 1)
+        ArbPlan {
+            buf: moved,
+            a: kept.iter().map(|&i| shape[i]).product(),
+            r: dims.iter().map(|&i| shape[i]).product(),
+            b: 1,
+            kept_order: kept,
+            full_order: perm_all,
+        }
+    }
+
+    /// Wraps a kernel output (kept dims in `kept_order`) as a tensor of the
+    /// logical reduced shape (a permuted view when the orders differ).
+    fn reduced_output<T: Element>(
+        &self,
+        out: Vec<T>,
+        kept_order: &[usize],
+        dims: &[usize],
+        keepdim: bool,
+    ) -> Tensor {
+        let mut kept_sorted = kept_order.to_vec();
+        kept_sorted.sort_unstable();
+        let kept_shape: Vec<usize> = kept_sorted.iter().map(|&d| self.shape()[d]).collect();
+        // `order[i]` = position in kept_order of the i-th kept dim.
+        let order: Vec<usize> = kept_order
+            .iter()
+            .map(|d| kept_sorted.iter().position(|k| k == d).unwrap_or(0))
+            .collect();
+        let t = Tensor::from_typed_in_order(out, &kept_shape, &order);
+        if !keepdim {
+            return t;
+        }
+        let full = reduced_shape(self.shape(), dims, true);
+        t.reshape(full)
+            .expect("inserting size-1 dims is always a view")
     }
 
     fn reduce_op(
@@ -58,21 +126,27 @@ impl Tensor {
         if dims.is_empty() {
             return Ok(self.clone());
         }
-        let out_shape = reduced_shape(self.shape(), &dims, keepdim);
         if matches!(op, Reduce::Max | Reduce::Min) && dims.iter().any(|&d| self.shape()[d] == 0) {
             return Err(Error::invalid(
                 name,
                 format!("reducing an empty dim of shape {:?}", self.shape()),
             ));
         }
-        let (buf, a, r, b) = self.as_arb(&dims);
+        let ArbPlan {
+            buf,
+            a,
+            r,
+            b,
+            kept_order,
+            ..
+        } = self.arb_plan(&dims);
         let storage = buf.storage();
         Ok(with_dtype!(&*storage, T, s => {
             let off = buf.layout().offset();
             let src = &s[off..off + a * r * b];
             let mut out = alloc_uninit::<T>(a * b);
             k::reduce(src, a, r, b, op, &mut out);
-            Tensor::from_typed(out, &out_shape)
+            self.reduced_output(out, &kept_order, &dims, keepdim)
         }))
     }
 
@@ -125,7 +199,8 @@ impl Tensor {
     }
     /// Standard deviation over `dims` with Bessel's correction (PyTorch's default).
     pub fn std(&self, dims: impl Dims, keepdim: bool) -> Result<Tensor> {
-        Ok(self.var(dims, keepdim)?.sqrt())
+        let ds = self.resolve_dims("std", &dims)?;
+        Ok(self.var(ds, keepdim)?.sqrt())
     }
     /// Standard deviation dividing by `N - correction`.
     pub fn std_correction(
@@ -134,7 +209,8 @@ impl Tensor {
         correction: usize,
         keepdim: bool,
     ) -> Result<Tensor> {
-        Ok(self.var_correction(dims, correction, keepdim)?.sqrt())
+        let ds = self.resolve_dims("std", &dims)?;
+        Ok(self.var_correction(ds, correction, keepdim)?.sqrt())
     }
     /// The p-norm over `dims`: `(sum |x|^p)^(1/p)`; `p = inf` is the max of `|x|`.
     pub fn norm(&self, p: f64, dims: impl Dims, keepdim: bool) -> Result<Tensor> {
@@ -144,6 +220,7 @@ impl Tensor {
                 format!("p must be positive, got {p}"),
             ));
         }
+        let dims = self.resolve_dims("norm", &dims)?;
         if p == f64::INFINITY {
             return self.abs().max(dims, keepdim);
         }
@@ -206,15 +283,25 @@ impl Tensor {
                 format!("empty dim {d} of shape {:?}", x.shape()),
             ));
         }
-        let out_shape = reduced_shape(x.shape(), &[d], keepdim && self.rank() > 0);
-        let (buf, a, r, b) = x.as_arb(&[d]);
+        let ArbPlan {
+            buf,
+            a,
+            r,
+            b,
+            kept_order,
+            ..
+        } = x.arb_plan(&[d]);
         let storage = buf.storage();
         let mut idx = vec![0usize; a * b];
         with_dtype!(&*storage, T, s => {
             let off = buf.layout().offset();
             k::arg_reduce(&s[off..off + a * r * b], a, r, b, op, &mut idx);
         });
-        Tensor::from_indices(&idx, &out_shape, self.dtype())
+        let keep = keepdim && self.rank() > 0;
+        Ok(crate::tensor::with_type!(self.dtype(), T => {
+            let idx: Vec<T> = idx.iter().map(|&i| T::from_f64(i as f64)).collect();
+            x.reduced_output(idx, &kept_order, &[d], keep)
+        }))
     }
     /// Index of the first maximum along `dim`, as a tensor of integer values
     /// in this tensor's dtype. Not differentiable.
@@ -239,26 +326,22 @@ impl Tensor {
             return Err(Error::invalid(name, "needs at least one dimension"));
         }
         let d = dim(name, d, self.rank())?;
-        let last = self.rank() - 1;
-        let moved = if d == last {
-            self.contiguous()
-        } else {
-            self.movedim(d, last)?.contiguous()
-        };
-        let r = moved.shape()[last];
-        let storage = moved.storage();
-        let out = with_dtype!(&*storage, T, s => {
-            let off = moved.layout().offset();
-            let n = moved.numel();
+        let ArbPlan {
+            buf,
+            a,
+            r,
+            b,
+            full_order,
+            ..
+        } = self.arb_plan(&[d]);
+        let storage = buf.storage();
+        Ok(with_dtype!(&*storage, T, s => {
+            let off = buf.layout().offset();
+            let n = a * r * b;
             let mut out = alloc_uninit::<T>(n);
-            k::softmax_rows(&s[off..off + n], r, log, &mut out);
-            Tensor::from_typed(out, moved.shape())
-        });
-        if d == last {
-            Ok(out)
-        } else {
-            out.movedim(last, d)
-        }
+            k::softmax(&s[off..off + n], a, r, b, log, &mut out);
+            Tensor::from_typed_in_order(out, self.shape(), &full_order)
+        }))
     }
     /// Softmax along `dim`; the max is subtracted first, so logits of 1e4 are fine.
     ///

@@ -69,12 +69,9 @@ impl Tensor {
     }
     /// `1 / (1 + e^-x)`, computed without overflow for large `|x|`.
     pub fn sigmoid(&self) -> Tensor {
-        unary_map!(self, |x| if x >= T::ZERO {
-            T::ONE / (T::ONE + (-x).exp())
-        } else {
-            let e = x.exp();
-            e / (T::ONE + e)
-        })
+        // exp(-x) overflows to inf for very negative x, and 1/inf = 0 is
+        // the right limit, so the plain form is stable (and branch-free).
+        unary_map!(self, |x| T::ONE / (T::ONE + (-x).exp()))
     }
     /// `max(x, 0)`; NaN stays NaN. The gradient convention at 0 is 0 (as PyTorch).
     pub fn relu(&self) -> Tensor {
@@ -94,9 +91,10 @@ impl Tensor {
     /// GELU, tanh approximation `x/2 * (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`
     /// (PyTorch's `approximate='tanh'`, GPT-2's).
     pub fn gelu_tanh(&self) -> Tensor {
+        // (1 + tanh u) / 2 = sigmoid(2u): one exp, no cancellation for x << 0.
         unary_map!(self, |x| {
-            let inner = T::from_f64(SQRT_2_OVER_PI) * (x + T::from_f64(0.044715) * x * x * x);
-            T::from_f64(0.5) * x * (T::ONE + inner.tanh())
+            let u = T::from_f64(SQRT_2_OVER_PI) * (x + T::from_f64(0.044715) * x * x * x);
+            x / (T::ONE + (-(u + u)).exp())
         })
     }
     /// `x^e` for a scalar exponent.

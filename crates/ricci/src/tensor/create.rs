@@ -95,7 +95,14 @@ impl Tensor {
                 format!("need finite start, end and a non-zero step; got {start}, {end}, {step}"),
             ));
         }
-        let n = ((end - start) / step).ceil().max(0.0) as usize;
+        let count = ((end - start) / step).ceil().max(0.0);
+        if count > (1u64 << 40) as f64 {
+            return Err(Error::invalid(
+                "arange",
+                format!("{start}..{end} by {step} would have {count:e} elements"),
+            ));
+        }
+        let n = count as usize;
         Ok(with_type!(dtype, T => {
             let v: Vec<T> = (0..n).map(|i| T::from_f64(start + i as f64 * step)).collect();
             Tensor::from_typed(v, &[n])

@@ -25,6 +25,28 @@ pub fn contiguous_strides(shape: &[usize]) -> Vec<isize> {
     strides
 }
 
+/// The permutation that undoes `perm`.
+pub fn inverse_permutation(perm: &[usize]) -> Vec<usize> {
+    let mut inv = vec![0; perm.len()];
+    for (i, &p) in perm.iter().enumerate() {
+        inv[p] = i;
+    }
+    inv
+}
+
+/// The order in which an elementwise op should walk its operands: the
+/// memory order of the first operand that is not a broadcast view (as
+/// PyTorch's TensorIterator does). Walking in this order keeps the inner
+/// loop on unit stride, so a transposed input runs as fast as a contiguous
+/// one, and the output takes the same memory layout as that operand.
+pub fn iteration_order(layouts: &[&Layout]) -> Vec<usize> {
+    let rank = layouts.first().map_or(0, |l| l.rank());
+    match layouts.iter().find(|l| !l.has_broadcast()) {
+        Some(l) => l.memory_order(),
+        None => (0..rank).collect(),
+    }
+}
+
 /// Resolves a possibly negative dimension index against `rank`.
 pub fn resolve_dim(op: &'static str, dim: i64, rank: usize) -> Result<usize> {
     let r = rank as i64;
@@ -100,6 +122,9 @@ impl Layout {
     /// True when the elements are laid out row-major with no gaps
     /// (size-1 dimensions may have any stride).
     pub fn is_contiguous(&self) -> bool {
+        if self.numel() == 0 {
+            return true;
+        }
         let mut acc = 1isize;
         for (&d, &s) in self.shape.iter().zip(&self.strides).rev() {
             if d != 1 && s != acc {
@@ -135,6 +160,41 @@ impl Layout {
             o += i as isize * s;
         }
         o as usize
+    }
+
+    /// The dims ordered as they lie in memory, outermost first (largest
+    /// stride first; ties and size-1 dims keep their logical order). For a
+    /// row-major layout this is `0..rank`; for a transposed matrix `[1, 0]`.
+    pub fn memory_order(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.rank()).collect();
+        let key = |d: usize| {
+            if self.shape[d] == 1 {
+                None
+            } else {
+                Some(self.strides[d].unsigned_abs())
+            }
+        };
+        // Insertion sort: stable, and ranks are small.
+        for i in 1..order.len() {
+            let mut j = i;
+            while j > 0 {
+                let (a, b) = (key(order[j - 1]), key(order[j]));
+                match (a, b) {
+                    (Some(x), Some(y)) if x < y => order.swap(j - 1, j),
+                    _ => break,
+                }
+                j -= 1;
+            }
+        }
+        order
+    }
+
+    /// True if some dimension longer than 1 has stride 0 (a broadcast view).
+    pub fn has_broadcast(&self) -> bool {
+        self.shape
+            .iter()
+            .zip(&self.strides)
+            .any(|(&d, &s)| d > 1 && s == 0)
     }
 
     /// A view with new shape, or `None` when the strides cannot express it
@@ -375,6 +435,14 @@ mod tests {
         assert!(l.reshape_view(&[12]).is_none());
         let v = l.reshape_view(&[4, 3, 1]).unwrap();
         assert_eq!(&v.strides()[..2], &[6, 1]);
+    }
+
+    #[test]
+    fn memory_order_sorts_dims_by_stride() {
+        let l = Layout::contiguous(&[2, 3, 4]).permute(&[2, 0, 1]).unwrap();
+        assert_eq!(l.memory_order(), vec![1, 2, 0]);
+        assert_eq!(inverse_permutation(&[2, 0, 1]), vec![1, 2, 0]);
+        assert_eq!(Layout::contiguous(&[2, 1, 4]).memory_order(), vec![0, 1, 2]);
     }
 
     #[test]

@@ -15,7 +15,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use element::{DType, Element};
-pub use layout::{broadcast_shapes, contiguous_strides, resolve_dim, Layout};
+pub use layout::{
+    broadcast_shapes, contiguous_strides, inverse_permutation, iteration_order, resolve_dim, Layout,
+};
 pub use rng::Rng;
 pub use storage::{alloc_uninit, alloc_zeroed, empty_pool, pool_bytes, Storage, StorageElement};
 
@@ -101,6 +103,27 @@ impl Tensor {
     pub(crate) fn from_typed<T: Element>(data: Vec<T>, shape: &[usize]) -> Tensor {
         debug_assert_eq!(data.len(), shape.iter().product::<usize>());
         Tensor::from_storage(T::into_storage(data), Layout::contiguous(shape))
+    }
+
+    /// Wraps a buffer written row-major in the permuted shape
+    /// `shape[order[0]], shape[order[1]], ...` as a tensor of logical `shape`
+    /// (a permuted view of it; no copy). `order` is an iteration order from
+    /// [`iteration_order`].
+    pub(crate) fn from_typed_in_order<T: Element>(
+        data: Vec<T>,
+        shape: &[usize],
+        order: &[usize],
+    ) -> Tensor {
+        if order.iter().enumerate().all(|(i, &d)| i == d) {
+            return Tensor::from_typed(data, shape);
+        }
+        let permuted: Vec<usize> = order.iter().map(|&d| shape[d]).collect();
+        let mem = Layout::contiguous(&permuted);
+        let inv = inverse_permutation(order);
+        let layout = mem
+            .permute(&inv)
+            .unwrap_or_else(|_| Layout::contiguous(shape));
+        Tensor::from_storage(T::into_storage(data), layout)
     }
 
     pub(crate) fn from_storage(storage: Storage, layout: Layout) -> Tensor {
@@ -265,6 +288,16 @@ impl Tensor {
                     "tensor of shape {:?} has {} elements, not 1",
                     self.shape(),
                     self.numel()
+                ),
+            ));
+        }
+        if T::DTYPE != self.dtype() {
+            return Err(Error::invalid(
+                "to_scalar",
+                format!(
+                    "tensor is {} but {} was asked for (use to_f64)",
+                    self.dtype(),
+                    T::DTYPE
                 ),
             ));
         }

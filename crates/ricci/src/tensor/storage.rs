@@ -95,7 +95,7 @@ impl_storage_element!(f64, F64, POOL_F64);
 /// for them (they come from the heap, not fresh pages).
 pub const POOL_MIN_ELEMS: usize = 16 * 1024;
 /// The pool holds at most this many bytes per dtype (override with `RICCI_POOL_MB`).
-const DEFAULT_POOL_BYTES: usize = 4 << 30;
+const DEFAULT_POOL_BYTES: usize = 1 << 30;
 
 /// Free buffers keyed by exact length.
 pub struct Pool<T> {

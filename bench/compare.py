@@ -1,0 +1,283 @@
+#!/usr/bin/env python3
+"""ricci vs numpy (OpenBLAS), the same rows, in the same run.
+
+Runs `ricci bench --json`, then times the same rows in numpy once per thread
+count (a fresh interpreter each time, with OPENBLAS_NUM_THREADS and friends
+set before numpy loads, because OpenBLAS sizes its pool at import), measures
+the machine's copy bandwidth for context, and prints one markdown table with
+the ratio ricci/numpy of throughputs (> 1: ricci is faster).
+
+Timing method, identical to `ricci bench`: warm-up runs, then repetitions
+until about 0.5 s or 100 runs (at least 3), and the median.
+
+The numpy reference for each row is what a numpy user would write:
+  matmul, matmul_bt, matmul_batched   a @ b, a @ w.T (no copy), batched a @ b
+  add_bcast                           x + bias (broadcast over rows)
+  gelu                                tanh form 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)));
+                                      numpy has no erf, so this is not ricci's exact
+                                      (erf) gelu, and it makes several passes over memory
+  exp                                 np.exp(x)
+  sum                                 x.sum(axis=-1)
+  softmax                             e = np.exp(x - x.max(-1, keepdims=True)); e / e.sum(-1, keepdims=True)
+Names ending in _t take x.T (a transposed view) as input, as ricci's do.
+numpy's elementwise and reduction loops are single-threaded whatever the
+thread count; only its matmuls (OpenBLAS) use more threads.
+
+Usage (from the repository root):
+  cargo build --release -p ricci-cli
+  .venv/bin/python bench/compare.py [--filter WORD] [--threads 1,2] [--quick]
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+THREAD_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+COPY_ELEMS = 16 * 1024 * 1024
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- timing
+
+
+def plan(quick):
+    """(warmup, min_reps, max_reps, budget_s), as in ricci's bench harness."""
+    return (1, 1, 3, 0.05) if quick else (2, 3, 100, 0.5)
+
+
+def median_seconds(fn, quick):
+    warmup, min_reps, max_reps, budget = plan(quick)
+    for _ in range(warmup):
+        fn()
+    times = []
+    spent = 0.0
+    while len(times) < min_reps or (len(times) < max_reps and spent < budget):
+        t0 = time.perf_counter()
+        fn()
+        dt = time.perf_counter() - t0
+        spent += dt
+        times.append(dt)
+    times.sort()
+    n = len(times)
+    return times[n // 2] if n % 2 else 0.5 * (times[n // 2 - 1] + times[n // 2])
+
+
+# ---------------------------------------------------------------- numpy rows (worker)
+
+
+def numpy_row(np, row):
+    """Returns (fn, work_kind, work) for one ricci row, or None if unknown."""
+    rng = np.random.default_rng(0)
+    dtype = {"f32": np.float32, "f64": np.float64}[row["dtype"]]
+    name, shape = row["name"], row["shape"]
+
+    def randn(*dims):
+        return rng.standard_normal(dims, dtype=dtype)
+
+    if name in ("matmul", "matmul_bt", "matmul_batched"):
+        dims = [int(d) for d in shape.split("x")]
+        if name == "matmul_batched":
+            b, m, k, n = dims
+            x, y = randn(b, m, k), randn(b, k, n)
+        else:
+            b, (m, k, n) = 1, dims
+            x = randn(m, k)
+            y = randn(n, k).T if name == "matmul_bt" else randn(k, n)
+        return (lambda: np.matmul(x, y)), "gflops", 2.0 * b * m * k * n
+
+    base, transposed = (name[:-2], True) if name.endswith("_t") else (name, False)
+    rows, cols = (int(d) for d in shape.split("+")[0].split("x"))
+    x = randn(rows, cols)
+    if transposed:
+        x = x.T
+    elem = x.itemsize
+    full = x.size * elem
+    out_row = x.shape[0] * elem
+    if base == "add_bcast":
+        bias = randn(x.shape[-1])
+        return (lambda: x + bias), "gbps", 2.0 * full + bias.size * elem
+    if base == "gelu":
+        c = dtype(np.sqrt(2.0 / np.pi))
+        k3 = dtype(0.044715)
+        half = dtype(0.5)
+        return (lambda: half * x * (1 + np.tanh(c * (x + k3 * x * x * x)))), "gbps", 2.0 * full
+    if base == "exp":
+        return (lambda: np.exp(x)), "gbps", 2.0 * full
+    if base == "sum":
+        return (lambda: x.sum(axis=-1)), "gbps", full + out_row
+    if base == "softmax":
+
+        def softmax():
+            e = np.exp(x - x.max(axis=-1, keepdims=True))
+            return e / e.sum(axis=-1, keepdims=True)
+
+        return softmax, "gbps", 2.0 * full
+    return None
+
+
+def copy_bandwidth(np, threads, quick):
+    """GB/s of np.copyto on 16M f32 (read + write), split over `threads` Python
+    threads (numpy releases the GIL in copy loops)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    src = np.random.default_rng(0).standard_normal(COPY_ELEMS, dtype=np.float32)
+    dst = np.empty_like(src)
+    parts = [(s, min(s + COPY_ELEMS // threads + 1, COPY_ELEMS)) for s in range(0, COPY_ELEMS, COPY_ELEMS // threads + 1)]
+    if threads == 1:
+        fn = lambda: np.copyto(dst, src)  # noqa: E731
+    else:
+        pool = ThreadPoolExecutor(threads)
+
+        def fn():
+            list(pool.map(lambda p: np.copyto(dst[p[0] : p[1]], src[p[0] : p[1]]), parts))
+
+    return 2.0 * src.nbytes / median_seconds(fn, quick) / 1e9
+
+
+def worker(threads, quick):
+    """Child process: OPENBLAS_NUM_THREADS is already set. Reads ricci's rows on
+    stdin, writes numpy's timings as JSON on stdout."""
+    import numpy as np
+
+    rows = json.load(sys.stdin)
+    results = []
+    for row in rows:
+        if row["threads"] != threads:
+            continue
+        spec = numpy_row(np, row)
+        if spec is None:
+            log(f"numpy: no reference for {row['name']}, skipped")
+            continue
+        fn, kind, work = spec
+        med = median_seconds(fn, quick)
+        results.append({"name": row["name"], "dtype": row["dtype"], "shape": row["shape"], "threads": threads, "median_s": med, kind: work / med / 1e9})
+        log(f"numpy  {row['name']:<15} {row['dtype']}  {row['shape']:<16} {threads}  {med * 1e3:10.3f} ms")
+    info = {"numpy": np.__version__, "blas": blas_name(np), "threadpool": blas_threads()}
+    json.dump({"rows": results, "copy_gbps": copy_bandwidth(np, threads, quick), "info": info}, sys.stdout)
+
+
+def blas_name(np):
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        return f"{blas['name']} {blas['version']}"
+    except Exception:  # older numpy: no dicts mode
+        return "unknown BLAS"
+
+
+def blas_threads():
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None
+    return [(i.get("internal_api"), i.get("num_threads")) for i in threadpool_info()]
+
+
+# ---------------------------------------------------------------- driver
+
+
+def run_ricci(args):
+    exe = Path(args.ricci)
+    if not exe.is_file():
+        sys.exit(f"error: {exe} not found; build it first: cargo build --release -p ricci-cli")
+    cmd = [str(exe), "bench", "--json", "--threads", args.threads]
+    if args.filter:
+        cmd += ["--filter", args.filter]
+    if args.quick:
+        cmd.append("--quick")
+    log("running " + " ".join(cmd))
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"error: {' '.join(cmd)} exited with {proc.returncode}")
+    return json.loads(proc.stdout)
+
+
+def run_numpy(rows, threads, quick):
+    env = dict(os.environ)
+    for var in THREAD_ENV:
+        env[var] = str(threads)
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(threads)]
+    if quick:
+        cmd.append("--quick")
+    log(f"running numpy with {threads} thread(s)")
+    proc = subprocess.run(cmd, input=json.dumps(rows), stdout=subprocess.PIPE, text=True, env=env)
+    if proc.returncode != 0:
+        sys.exit(f"error: numpy worker ({threads} threads) exited with {proc.returncode}")
+    return json.loads(proc.stdout)
+
+
+def throughput(row):
+    if "gflops" in row:
+        return row["gflops"], "GFLOP/s"
+    return row["gbps"], "GB/s"
+
+
+def cpu_model():
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--ricci", default=str(ROOT / "target" / "release" / "ricci"), help="the ricci binary")
+    ap.add_argument("--filter", help="only rows whose name or shape contains WORD (as ricci bench --filter)")
+    ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions (smoke test)")
+    ap.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker is not None:
+        return worker(args.worker, args.quick)
+
+    load_before = os.getloadavg()
+    started = datetime.datetime.now()
+    ricci_rows = run_ricci(args)
+    thread_counts = sorted({r["threads"] for r in ricci_rows})
+    numpy_runs = {t: run_numpy(ricci_rows, t, args.quick) for t in thread_counts}
+    load_after = os.getloadavg()
+
+    ref = {}
+    for run in numpy_runs.values():
+        for r in run["rows"]:
+            ref[(r["name"], r["dtype"], r["shape"], r["threads"])] = r
+    info = next(iter(numpy_runs.values()))["info"]
+
+    print(f"## ricci vs numpy, {started:%Y-%m-%d %H:%M}")
+    print()
+    print(f"- machine: {cpu_model()}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}")
+    print(f"- numpy {info['numpy']} with {info['blas']}; threads via {', '.join(THREAD_ENV)} (one process per count)")
+    print(f"- load average before / after: {load_before[0]:.2f} / {load_after[0]:.2f} (above ~0.2 the figures are noisy)")
+    copies = ", ".join(f"{numpy_runs[t]['copy_gbps']:.1f} GB/s with {t} thread(s)" for t in thread_counts)
+    print(f"- copy bandwidth (np.copyto, 16M f32, read + write): {copies}")
+    print("- ratio = ricci throughput / numpy throughput (> 1: ricci faster); numpy's elementwise ops and reductions are single-threaded")
+    print("- numpy's gelu is the tanh form (numpy has no erf), composed of several passes; ricci's is the exact erf form")
+    print()
+    print("| op | dtype | shape | threads | ricci ms | ricci | numpy ms | numpy | ricci/numpy |")
+    print("|---|---|---|--:|--:|--:|--:|--:|--:|")
+    for r in ricci_rows:
+        value, unit = throughput(r)
+        cells = [r["name"], r["dtype"], r["shape"], str(r["threads"]), f"{r['median_s'] * 1e3:.3f}", f"{value:.1f} {unit}"]
+        n = ref.get((r["name"], r["dtype"], r["shape"], r["threads"]))
+        if n is None:
+            cells += ["-", "-", "-"]
+        else:
+            n_value, _ = throughput(n)
+            cells += [f"{n['median_s'] * 1e3:.3f}", f"{n_value:.1f} {unit}", f"{n['median_s'] / r['median_s']:.2f}"]
+        print("| " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
