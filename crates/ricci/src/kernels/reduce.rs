@@ -164,39 +164,41 @@ pub fn reduce<T: Element>(src: &[T], a: usize, r: usize, b: usize, op: Reduce, o
     }
     // b > 1: out[i, :] = fold over k of src[i, k, :].
     let plane = |i: usize, o: &mut [T]| {
-        let base = &src[i * r * b..(i + 1) * r * b];
-        match op {
-            Reduce::Sum => {
-                o.fill(T::ZERO);
-                for row in base.chunks_exact(b) {
-                    o.iter_mut().zip(row).for_each(|(o, &x)| *o += x);
-                }
-            }
-            Reduce::Max | Reduce::Min | Reduce::LogSumExp => {
-                let is_min = op == Reduce::Min;
-                o.fill(if is_min { T::INFINITY } else { T::NEG_INFINITY });
-                for row in base.chunks_exact(b) {
-                    o.iter_mut()
-                        .zip(row)
-                        .for_each(|(o, &x)| *o = if is_min { o.min_nan(x) } else { o.max_nan(x) });
-                }
-                if op == Reduce::LogSumExp {
-                    let mut acc = vec![T::ZERO; b];
+        dispatch(|| {
+            let base = &src[i * r * b..(i + 1) * r * b];
+            match op {
+                Reduce::Sum => {
+                    o.fill(T::ZERO);
                     for row in base.chunks_exact(b) {
-                        for ((s, &x), &m) in acc.iter_mut().zip(row).zip(o.iter()) {
-                            if m > T::NEG_INFINITY && m < T::INFINITY {
-                                *s += (x - m).exp();
+                        o.iter_mut().zip(row).for_each(|(o, &x)| *o += x);
+                    }
+                }
+                Reduce::Max | Reduce::Min | Reduce::LogSumExp => {
+                    let is_min = op == Reduce::Min;
+                    o.fill(if is_min { T::INFINITY } else { T::NEG_INFINITY });
+                    for row in base.chunks_exact(b) {
+                        o.iter_mut().zip(row).for_each(|(o, &x)| {
+                            *o = if is_min { o.min_nan(x) } else { o.max_nan(x) }
+                        });
+                    }
+                    if op == Reduce::LogSumExp {
+                        let mut acc = vec![T::ZERO; b];
+                        for row in base.chunks_exact(b) {
+                            for ((s, &x), &m) in acc.iter_mut().zip(row).zip(o.iter()) {
+                                if m > T::NEG_INFINITY && m < T::INFINITY {
+                                    *s += (x - m).exp();
+                                }
+                            }
+                        }
+                        for (o, s) in o.iter_mut().zip(acc) {
+                            if *o > T::NEG_INFINITY && *o < T::INFINITY {
+                                *o += s.ln();
                             }
                         }
                     }
-                    for (o, s) in o.iter_mut().zip(acc) {
-                        if *o > T::NEG_INFINITY && *o < T::INFINITY {
-                            *o += s.ln();
-                        }
-                    }
                 }
             }
-        }
+        })
     };
     if par && a > 1 {
         out.par_chunks_mut(b)
@@ -208,12 +210,14 @@ pub fn reduce<T: Element>(src: &[T], a: usize, r: usize, b: usize, op: Reduce, o
         out.par_chunks_mut(cols).enumerate().for_each(|(t, o)| {
             let c0 = t * cols;
             o.fill(T::ZERO);
-            for row in src.chunks_exact(b) {
-                let w = o.len();
-                o.iter_mut()
-                    .zip(&row[c0..c0 + w])
-                    .for_each(|(o, &x)| *o += x);
-            }
+            let w = o.len();
+            dispatch(|| {
+                for row in src.chunks_exact(b) {
+                    o.iter_mut()
+                        .zip(&row[c0..c0 + w])
+                        .for_each(|(o, &x)| *o += x);
+                }
+            });
         });
     } else {
         out.chunks_mut(b).enumerate().for_each(|(i, o)| plane(i, o));
@@ -251,28 +255,22 @@ pub fn arg_reduce<T: Element>(
 }
 
 /// Softmax (or log-softmax) of each contiguous row of length `r`.
-/// Subtracting the row max before `exp` keeps logits of 1e4 finite.
+/// Subtracting the row max before `exp` keeps logits of 1e4 finite. Each
+/// pass is a separate loop (max, exp, sum, scale) so every one vectorises;
+/// a fused loop with a running sum would serialise on the adds.
 pub fn softmax_rows<T: Element>(src: &[T], r: usize, log: bool, out: &mut [T]) {
     let row = |(s, o): (&[T], &mut [T])| {
         dispatch(|| {
             let m = max_slice(s);
+            o.iter_mut().zip(s).for_each(|(o, &x)| *o = (x - m).exp());
+            let total = sum_slice(o);
             if log {
-                let mut acc = T::ZERO;
-                for &x in s {
-                    acc += (x - m).exp();
-                }
-                // (x - m) - ln(acc), not x - (m + ln(acc)): for logits near 1e4
-                // the sum m + ln(acc) would round away the small part in f32.
-                let l = acc.ln();
+                // (x - m) - ln(sum), not x - (m + ln(sum)): for logits near 1e4
+                // the sum m + ln(sum) would round away the small part in f32.
+                let l = total.ln();
                 o.iter_mut().zip(s).for_each(|(o, &x)| *o = (x - m) - l);
             } else {
-                let mut acc = T::ZERO;
-                for (o, &x) in o.iter_mut().zip(s) {
-                    let e = (x - m).exp();
-                    *o = e;
-                    acc += e;
-                }
-                let inv = T::ONE / acc;
+                let inv = T::ONE / total;
                 o.iter_mut().for_each(|o| *o *= inv);
             }
         })
@@ -307,24 +305,20 @@ pub fn softmax<T: Element>(src: &[T], a: usize, r: usize, b: usize, log: bool, o
             .zip(out.par_chunks_mut(r * b))
             .for_each(plane);
     } else if par && b >= 64 {
-        // One plane: split its columns across threads (each column is independent).
+        // One plane: split its columns across threads; each column is
+        // independent, and each thread touches only its own column range.
         let cols = b.div_ceil(threads());
         let optr = super::strided::SyncPtr(out.as_mut_ptr());
         (0..b.div_ceil(cols)).into_par_iter().for_each(|t| {
             let (c0, c1) = (t * cols, ((t + 1) * cols).min(b));
-            let w = c1 - c0;
-            let mut sub: Vec<T> = Vec::with_capacity(r * w);
-            for row in src.chunks_exact(b) {
-                sub.extend_from_slice(&row[c0..c1]);
-            }
-            let mut tmp = vec![T::ZERO; r * w];
-            dispatch(|| softmax_plane(&sub, &mut tmp, w, log));
-            for (k, trow) in tmp.chunks_exact(w).enumerate() {
-                for (j, &v) in trow.iter().enumerate() {
-                    // SAFETY: each task writes only its own column range [c0, c1).
-                    unsafe { *optr.get().add(k * b + c0 + j) = v };
-                }
-            }
+            // SAFETY: rows of `out` restricted to [c0, c1) are disjoint between tasks.
+            let rows: Vec<&mut [T]> = (0..r)
+                .map(|k| unsafe {
+                    std::slice::from_raw_parts_mut(optr.get().add(k * b + c0), c1 - c0)
+                })
+                .collect();
+            let src_rows: Vec<&[T]> = (0..r).map(|k| &src[k * b + c0..k * b + c1]).collect();
+            dispatch(|| softmax_columns(&src_rows, rows, log));
         });
     } else {
         src.chunks(r * b).zip(out.chunks_mut(r * b)).for_each(plane);
@@ -333,26 +327,42 @@ pub fn softmax<T: Element>(src: &[T], a: usize, r: usize, b: usize, log: bool, o
 
 /// Softmax over the rows of one `[r, b]` plane, column by column.
 fn softmax_plane<T: Element>(s: &[T], o: &mut [T], b: usize, log: bool) {
-    let mut m = vec![T::NEG_INFINITY; b];
-    for row in s.chunks_exact(b) {
-        m.iter_mut().zip(row).for_each(|(m, &x)| *m = m.max_nan(x));
+    let src_rows: Vec<&[T]> = s.chunks_exact(b).collect();
+    let out_rows: Vec<&mut [T]> = o.chunks_exact_mut(b).collect();
+    softmax_columns(&src_rows, out_rows, log);
+}
+
+/// Softmax down the columns of equally long rows: column `j` is
+/// `rows[0][j], rows[1][j], ...`. Every pass runs along whole rows, so it
+/// vectorises across columns.
+fn softmax_columns<T: Element>(src: &[&[T]], mut out: Vec<&mut [T]>, log: bool) {
+    let Some(first) = src.first() else { return };
+    let w = first.len();
+    let mut m = vec![T::NEG_INFINITY; w];
+    for row in src {
+        m.iter_mut()
+            .zip(row.iter())
+            .for_each(|(m, &x)| *m = m.max_nan(x));
     }
-    let mut sum = vec![T::ZERO; b];
-    for (row, orow) in s.chunks_exact(b).zip(o.chunks_exact_mut(b)) {
-        for (((o, &x), &m), acc) in orow.iter_mut().zip(row).zip(&m).zip(sum.iter_mut()) {
-            let e = (x - m).exp();
-            *acc += e;
-            *o = if log { x - m } else { e };
-        }
+    let mut sum = vec![T::ZERO; w];
+    for (row, orow) in src.iter().zip(out.iter_mut()) {
+        orow.iter_mut()
+            .zip(row.iter())
+            .zip(&m)
+            .for_each(|((o, &x), &m)| *o = (x - m).exp());
+        sum.iter_mut().zip(orow.iter()).for_each(|(s, &e)| *s += e);
     }
     if log {
         let lse: Vec<T> = sum.iter().map(|s| s.ln()).collect();
-        for orow in o.chunks_exact_mut(b) {
-            orow.iter_mut().zip(&lse).for_each(|(o, &l)| *o -= l);
+        for (row, orow) in src.iter().zip(out.iter_mut()) {
+            orow.iter_mut()
+                .zip(row.iter())
+                .zip(m.iter().zip(&lse))
+                .for_each(|((o, &x), (&m, &l))| *o = (x - m) - l);
         }
     } else {
         let inv: Vec<T> = sum.iter().map(|&s| T::ONE / s).collect();
-        for orow in o.chunks_exact_mut(b) {
+        for orow in out.iter_mut() {
             orow.iter_mut().zip(&inv).for_each(|(o, &i)| *o *= i);
         }
     }

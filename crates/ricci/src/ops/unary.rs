@@ -23,7 +23,9 @@ impl Tensor {
     /// # Ok::<(), ricci::Error>(())
     /// ```
     pub fn exp(&self) -> Tensor {
-        unary_map!(self, |x| x.exp())
+        // `Element::exp`, not the inherent `f32::exp`: the f32 version is
+        // branch-free and vectorises, libm's does not.
+        unary_map!(self, |x| Element::exp(x))
     }
     /// Natural logarithm (NaN below 0, -inf at 0, as numpy).
     pub fn log(&self) -> Tensor {
@@ -71,7 +73,7 @@ impl Tensor {
     pub fn sigmoid(&self) -> Tensor {
         // exp(-x) overflows to inf for very negative x, and 1/inf = 0 is
         // the right limit, so the plain form is stable (and branch-free).
-        unary_map!(self, |x| T::ONE / (T::ONE + (-x).exp()))
+        unary_map!(self, |x| T::ONE / (T::ONE + Element::exp(-x)))
     }
     /// `max(x, 0)`; NaN stays NaN. The gradient convention at 0 is 0 (as PyTorch).
     pub fn relu(&self) -> Tensor {
@@ -94,7 +96,7 @@ impl Tensor {
         // (1 + tanh u) / 2 = sigmoid(2u): one exp, no cancellation for x << 0.
         unary_map!(self, |x| {
             let u = T::from_f64(SQRT_2_OVER_PI) * (x + T::from_f64(0.044715) * x * x * x);
-            x / (T::ONE + (-(u + u)).exp())
+            x / (T::ONE + Element::exp(-(u + u)))
         })
     }
     /// `x^e` for a scalar exponent.
