@@ -1,11 +1,25 @@
-//! The autograd slot every tensor carries.
+//! Reverse-mode automatic differentiation whose gradients are themselves
+//! differentiable.
 //!
-//! An op that is recorded stores a [`GradFn`] in its output: the op's inputs
-//! and a vector-Jacobian product written in ricci's own differentiable ops,
-//! so that gradients are themselves differentiable. The graph walk,
-//! `backward`, `Grads` and the functional transforms build on this.
+//! An op that is recorded stores a [`GradFn`] in its output: the op's
+//! inputs and a vector-Jacobian product written in ricci's own
+//! differentiable ops. `backward()` walks the graph with recording off (no
+//! graph of the backward pass is kept, intermediate gradients are freed as
+//! soon as they are used); `backward_with_graph()` and the functional
+//! transforms in [`functional`] record the backward pass, so gradients can
+//! be differentiated again: Hessians, Hessian-vector products, `jvp`.
+//!
+//! VJPs recompute what they need from the op's inputs rather than saving
+//! its output, so no tensor holds a reference to itself through its graph.
+
+mod engine;
+pub mod functional;
 
 use std::cell::Cell;
+use std::sync::Arc;
+
+pub use engine::{grad_of, Grads};
+pub use functional::{grad, hessian, hvp, jacobian, jvp, vjp};
 
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -16,9 +30,66 @@ pub trait GradFn: Send + Sync {
     fn name(&self) -> &'static str;
     /// The op's tensor inputs, in the order `vjp` returns their gradients.
     fn inputs(&self) -> &[Tensor];
-    /// Given the gradient of the output, the gradient of each input
-    /// (`None` for inputs that do not need one).
-    fn vjp(&self, grad_out: &Tensor) -> Result<Vec<Option<Tensor>>>;
+    /// Given the gradient of the output, the gradient of each input that
+    /// `needs` asks for (`None` for the others).
+    fn vjp(&self, grad_out: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>>;
+    /// Moves the inputs out (used to drop long graphs without recursion).
+    fn take_inputs(&mut self) -> Vec<Tensor> {
+        Vec::new()
+    }
+}
+
+type VjpFn = dyn Fn(&[Tensor], &Tensor, &[bool]) -> Result<Vec<Option<Tensor>>> + Send + Sync;
+
+/// A [`GradFn`] from a closure; what ops use.
+struct OpGrad {
+    name: &'static str,
+    inputs: Vec<Tensor>,
+    vjp: Box<VjpFn>,
+}
+
+impl GradFn for OpGrad {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn inputs(&self) -> &[Tensor] {
+        &self.inputs
+    }
+    fn vjp(&self, grad_out: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        (self.vjp)(&self.inputs, grad_out, needs)
+    }
+    fn take_inputs(&mut self) -> Vec<Tensor> {
+        std::mem::take(&mut self.inputs)
+    }
+}
+
+/// Records `out` as made by op `name` from `inputs` when grad mode is on and
+/// some input requires grad; otherwise returns `out` untouched. `vjp` gets
+/// the inputs, the output gradient and which inputs need a gradient.
+pub(crate) fn record<F>(name: &'static str, out: Tensor, inputs: &[&Tensor], vjp: F) -> Tensor
+where
+    F: Fn(&[Tensor], &Tensor, &[bool]) -> Result<Vec<Option<Tensor>>> + Send + Sync + 'static,
+{
+    if !is_grad_enabled() || !inputs.iter().any(|t| t.requires_grad()) {
+        return out;
+    }
+    let grad_fn = OpGrad {
+        name,
+        inputs: inputs.iter().map(|t| (*t).clone()).collect(),
+        vjp: Box::new(vjp),
+    };
+    out.with_grad_fn(Arc::new(grad_fn))
+}
+
+/// Records an op that has no gradient rule yet: asking for a gradient
+/// through it is an error naming the op (never a silent zero).
+pub(crate) fn record_no_vjp(name: &'static str, out: Tensor, inputs: &[&Tensor]) -> Tensor {
+    record(name, out, inputs, move |_, _, _| {
+        Err(crate::Error::invalid(
+            name,
+            "gradient not implemented for this op yet",
+        ))
+    })
 }
 
 thread_local! {

@@ -6,6 +6,7 @@
 
 use std::ops;
 
+use crate::autograd::{is_grad_enabled, record};
 use crate::error::Result;
 use crate::kernels::map;
 use crate::tensor::{
@@ -66,6 +67,30 @@ macro_rules! binary_map {
     }};
 }
 
+/// When the result will be recorded, broadcasts both operands with the
+/// (recorded) `broadcast_to` view first, so that the op's VJP sees equal
+/// shapes and `broadcast_to`'s VJP is the one place that sums gradients
+/// back to an operand's shape. Without recording the kernel broadcasts
+/// by itself.
+fn grad_operands(op: &'static str, a: &Tensor, b: &Tensor) -> Result<(Tensor, Tensor)> {
+    if !is_grad_enabled() || !(a.requires_grad() || b.requires_grad()) || a.shape() == b.shape() {
+        return Ok((a.clone(), b.clone()));
+    }
+    a.same_dtype(op, b)?;
+    let shape = broadcast_shapes(op, a.shape(), b.shape())?;
+    Ok((a.broadcast_to(&shape)?, b.broadcast_to(&shape)?))
+}
+
+type Vjp2 = fn(&Tensor, &Tensor, &Tensor) -> Result<(Tensor, Tensor)>;
+
+/// Records a two-input op of equal-shaped operands with VJP `vjp(a, b, g)`.
+fn rec2(name: &'static str, out: Tensor, a: &Tensor, b: &Tensor, vjp: Vjp2) -> Tensor {
+    record(name, out, &[a, b], move |inp, g, needs| {
+        let (da, db) = vjp(&inp[0], &inp[1], g)?;
+        Ok(vec![needs[0].then_some(da), needs[1].then_some(db)])
+    })
+}
+
 impl Tensor {
     /// `self + other`, broadcast.
     ///
@@ -77,31 +102,62 @@ impl Tensor {
     /// # Ok::<(), ricci::Error>(())
     /// ```
     pub fn add(&self, other: &Tensor) -> Result<Tensor> {
-        binary_map!("add", self, other, |x, y| x + y)
+        let (a, b) = grad_operands("add", self, other)?;
+        let out: Tensor = binary_map!("add", &a, &b, |x, y| x + y)?;
+        Ok(rec2("add", out, &a, &b, |_, _, g| {
+            Ok((g.clone(), g.clone()))
+        }))
     }
     /// `self - other`, broadcast.
     pub fn sub(&self, other: &Tensor) -> Result<Tensor> {
-        binary_map!("sub", self, other, |x, y| x - y)
+        let (a, b) = grad_operands("sub", self, other)?;
+        let out: Tensor = binary_map!("sub", &a, &b, |x, y| x - y)?;
+        Ok(rec2("sub", out, &a, &b, |_, _, g| Ok((g.clone(), g.neg()))))
     }
     /// `self * other`, broadcast.
     pub fn mul(&self, other: &Tensor) -> Result<Tensor> {
-        binary_map!("mul", self, other, |x, y| x * y)
+        let (a, b) = grad_operands("mul", self, other)?;
+        let out: Tensor = binary_map!("mul", &a, &b, |x, y| x * y)?;
+        Ok(rec2("mul", out, &a, &b, |a, b, g| {
+            Ok((g.mul(b)?, g.mul(a)?))
+        }))
     }
     /// `self / other`, broadcast.
     pub fn div(&self, other: &Tensor) -> Result<Tensor> {
-        binary_map!("div", self, other, |x, y| x / y)
+        let (a, b) = grad_operands("div", self, other)?;
+        let out: Tensor = binary_map!("div", &a, &b, |x, y| x / y)?;
+        Ok(rec2("div", out, &a, &b, |a, b, g| {
+            Ok((g.div(b)?, g.mul(a)?.div(&b.square())?.neg()))
+        }))
     }
     /// `self ^ other`, broadcast (NaN for a negative base with a fractional exponent).
     pub fn pow(&self, other: &Tensor) -> Result<Tensor> {
-        binary_map!("pow", self, other, |x, y| x.powf(y))
+        let (a, b) = grad_operands("pow", self, other)?;
+        let out: Tensor = binary_map!("pow", &a, &b, |x, y| x.powf(y))?;
+        Ok(rec2("pow", out, &a, &b, |a, b, g| {
+            let da = g.mul(b)?.mul(&a.pow(&b.add_scalar(-1.0))?)?;
+            let db = g.mul(&a.pow(b)?)?.mul(&a.log())?;
+            Ok((da, db))
+        }))
     }
     /// Elementwise maximum; NaN propagates (numpy's `maximum`).
     pub fn maximum(&self, other: &Tensor) -> Result<Tensor> {
-        binary_map!("maximum", self, other, |x, y| x.max_nan(y))
+        let (a, b) = grad_operands("maximum", self, other)?;
+        let out: Tensor = binary_map!("maximum", &a, &b, |x, y| x.max_nan(y))?;
+        Ok(rec2("maximum", out, &a, &b, |a, b, g| {
+            // Ties split the gradient evenly, as PyTorch does.
+            let to_a = a.gt(b)?.add(&a.eq(b)?.mul_scalar(0.5))?;
+            Ok((g.mul(&to_a)?, g.mul(&to_a.rsub_scalar(1.0))?))
+        }))
     }
     /// Elementwise minimum; NaN propagates (numpy's `minimum`).
     pub fn minimum(&self, other: &Tensor) -> Result<Tensor> {
-        binary_map!("minimum", self, other, |x, y| x.min_nan(y))
+        let (a, b) = grad_operands("minimum", self, other)?;
+        let out: Tensor = binary_map!("minimum", &a, &b, |x, y| x.min_nan(y))?;
+        Ok(rec2("minimum", out, &a, &b, |a, b, g| {
+            let to_a = a.lt(b)?.add(&a.eq(b)?.mul_scalar(0.5))?;
+            Ok((g.mul(&to_a)?, g.mul(&to_a.rsub_scalar(1.0))?))
+        }))
     }
 
     /// Mask (1.0 / 0.0, same dtype) of `self == other`. Not differentiable.
@@ -167,11 +223,21 @@ impl Tensor {
     }
     /// Elementwise maximum with a scalar (NaN propagates).
     pub fn maximum_scalar(&self, c: f64) -> Tensor {
-        super::unary_map!(self, |x| x.max_nan(T::from_f64(c)))
+        let out = super::unary_map!(self, |x| x.max_nan(T::from_f64(c)));
+        record("maximum_scalar", out, &[self], move |inp, g, _| {
+            let x = &inp[0];
+            let to_x = x.gt_scalar(c).add(&x.eq_scalar(c).mul_scalar(0.5))?;
+            Ok(vec![Some(g.mul(&to_x)?)])
+        })
     }
     /// Elementwise minimum with a scalar (NaN propagates).
     pub fn minimum_scalar(&self, c: f64) -> Tensor {
-        super::unary_map!(self, |x| x.min_nan(T::from_f64(c)))
+        let out = super::unary_map!(self, |x| x.min_nan(T::from_f64(c)));
+        record("minimum_scalar", out, &[self], move |inp, g, _| {
+            let x = &inp[0];
+            let to_x = x.lt_scalar(c).add(&x.eq_scalar(c).mul_scalar(0.5))?;
+            Ok(vec![Some(g.mul(&to_x)?)])
+        })
     }
 
     /// `cond ? on_true : on_false` elementwise, all three broadcast together;
@@ -187,6 +253,35 @@ impl Tensor {
     /// ```
     pub fn where_(cond: &Tensor, on_true: &Tensor, on_false: &Tensor) -> Result<Tensor> {
         let op = "where";
+        if is_grad_enabled() && (on_true.requires_grad() || on_false.requires_grad()) {
+            let s1 = broadcast_shapes(op, cond.shape(), on_true.shape())?;
+            let shape = broadcast_shapes(op, &s1, on_false.shape())?;
+            let (a, b) = (
+                on_true.broadcast_to(&shape)?,
+                on_false.broadcast_to(&shape)?,
+            );
+            let c = cond.detach().broadcast_to(&shape)?;
+            let out = {
+                let _off = crate::autograd::no_grad();
+                Tensor::where_(&c, &a, &b)?
+            };
+            // The condition is not differentiable; the gradient flows to the chosen branch.
+            return Ok(record(op, out, &[&a, &b], move |_, g, needs| {
+                let zero = g.zeros_like();
+                Ok(vec![
+                    if needs[0] {
+                        Some(Tensor::where_(&c, g, &zero)?)
+                    } else {
+                        None
+                    },
+                    if needs[1] {
+                        Some(Tensor::where_(&c, &zero, g)?)
+                    } else {
+                        None
+                    },
+                ])
+            }));
+        }
         cond.same_dtype(op, on_true)?;
         on_true.same_dtype(op, on_false)?;
         let s1 = broadcast_shapes(op, cond.shape(), on_true.shape())?;

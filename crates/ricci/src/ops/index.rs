@@ -6,6 +6,7 @@
 //! a non-negative integer below the size of the dimension it indexes.
 
 use super::{dim, Dim};
+use crate::autograd::record;
 use crate::error::{Error, Result};
 use crate::tensor::{alloc_uninit, alloc_zeroed, with_dtype, Element, Tensor};
 
@@ -56,7 +57,7 @@ impl Tensor {
         let mut out_shape = shape.to_vec();
         out_shape[d] = idx.len();
         let storage = x.storage();
-        Ok(with_dtype!(&*storage, T, s => {
+        let out = with_dtype!(&*storage, T, s => {
             let s = &s[x.layout().offset()..];
             let mut out = alloc_uninit::<T>(a * idx.len() * b);
             for i in 0..a {
@@ -66,6 +67,65 @@ impl Tensor {
                 }
             }
             Tensor::from_typed(out, &out_shape)
+        });
+        let indices = indices.detach();
+        Ok(record("index_select", out, &[self], move |inp, g, _| {
+            Ok(vec![Some(inp[0].zeros_like().index_add(d, &indices, g)?)])
+        }))
+    }
+
+    /// A copy of `self` with the slices of `src` along `dim` added at
+    /// `indices` (a 1-D tensor of integer values; repeats accumulate), as
+    /// PyTorch's `index_add`. The VJP of `index_select`.
+    pub fn index_add(&self, d: impl Dim, indices: &Tensor, src: &Tensor) -> Result<Tensor> {
+        let op = "index_add";
+        let d = dim(op, d, self.rank())?;
+        self.same_dtype(op, src)?;
+        if indices.rank() != 1 {
+            return Err(Error::invalid(
+                op,
+                format!("indices must be 1-D, got shape {:?}", indices.shape()),
+            ));
+        }
+        let mut want = self.shape().to_vec();
+        want[d] = indices.numel();
+        if src.shape() != want.as_slice() {
+            return Err(Error::shape(op, &want, src.shape()));
+        }
+        let idx = read_indices(op, indices, self.shape()[d])?;
+        let base = self.copy().detach();
+        let src_c = src.contiguous();
+        let shape = self.shape().to_vec();
+        let (a, r, b): (usize, usize, usize) = (
+            shape[..d].iter().product(),
+            shape[d],
+            shape[d + 1..].iter().product(),
+        );
+        {
+            let mut out_storage = base.storage_mut();
+            let src_storage = src_c.storage();
+            with_dtype!(&mut *out_storage, T, out => {
+                let sv = &src_storage.as_slice::<T>().expect("dtype checked")[src_c.layout().offset()..];
+                let l = idx.len();
+                for i in 0..a {
+                    for (j, &k) in idx.iter().enumerate() {
+                        let dst = &mut out[(i * r + k) * b..(i * r + k + 1) * b];
+                        let from = &sv[(i * l + j) * b..(i * l + j + 1) * b];
+                        dst.iter_mut().zip(from).for_each(|(o, &v)| *o += v);
+                    }
+                }
+            });
+        }
+        let indices = indices.detach();
+        Ok(record(op, base, &[self, src], move |_, g, needs| {
+            Ok(vec![
+                needs[0].then(|| g.clone()),
+                if needs[1] {
+                    Some(g.index_select(d, &indices)?)
+                } else {
+                    None
+                },
+            ])
         }))
     }
 
@@ -98,7 +158,7 @@ impl Tensor {
         let strides = crate::tensor::contiguous_strides(x.shape());
         let ishape = index.shape().to_vec();
         let storage = x.storage();
-        Ok(with_dtype!(&*storage, T, s => {
+        let out = with_dtype!(&*storage, T, s => {
             let s = &s[x.layout().offset()..];
             let mut out = alloc_uninit::<T>(idx.len());
             for_each_index(&ishape, |flat, pos| {
@@ -109,6 +169,10 @@ impl Tensor {
                 out[flat] = s[o as usize];
             });
             Tensor::from_typed(out, &ishape)
+        });
+        let index = index.detach();
+        Ok(record(op, out, &[self], move |inp, g, _| {
+            Ok(vec![Some(inp[0].zeros_like().scatter_add(d, &index, g)?)])
         }))
     }
 
@@ -124,7 +188,7 @@ impl Tensor {
             return Err(Error::shape(op, index.shape(), src.shape()));
         }
         let idx = read_indices(op, index, self.shape()[d])?;
-        let base = self.copy();
+        let base = self.copy().detach();
         let strides = crate::tensor::contiguous_strides(self.shape());
         let sstrides = src.stride().to_vec();
         let soff = src.layout().offset();
@@ -145,7 +209,24 @@ impl Tensor {
                 });
             });
         }
-        Ok(base)
+        let index = index.detach();
+        let src_shape = src.shape().to_vec();
+        Ok(record(op, base, &[self, src], move |_, g, needs| {
+            let dsrc = if needs[1] {
+                // Only the part of src that index covers was scattered.
+                let picked = g.gather(d, &index)?;
+                let pads: Vec<(usize, usize)> = picked
+                    .shape()
+                    .iter()
+                    .zip(&src_shape)
+                    .map(|(&p, &s)| (0, s - p))
+                    .collect();
+                Some(picked.pad(&pads, 0.0)?)
+            } else {
+                None
+            };
+            Ok(vec![needs[0].then(|| g.clone()), dsrc])
+        }))
     }
 
     /// `value` where `mask` (broadcast to this shape, any dtype) is non-zero, `self` elsewhere.

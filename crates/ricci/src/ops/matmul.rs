@@ -7,6 +7,7 @@
 //!
 //! Strides are handed to the kernel, so `a.matmul(&b.t()?)` never copies `b`.
 
+use crate::autograd::record;
 use crate::error::{Error, Result};
 use crate::kernels::matmul::{self as k, Operand};
 use crate::tensor::{alloc_uninit, broadcast_shapes, with_dtype, Element, Layout, Tensor};
@@ -89,6 +90,7 @@ impl Tensor {
         }
         let batch = broadcast_shapes(op, &a.shape()[..ar - 2], &b.shape()[..br - 2])
             .map_err(|_| Error::shape(op, self.shape(), other.shape()))?;
+        let (a_in, b_in) = (a.clone(), b.clone());
         let (a, b) = (readable(&a), readable(&b));
         let la = batch_offsets(a.layout(), &batch)?;
         let lb = batch_offsets(b.layout(), &batch)?;
@@ -112,6 +114,21 @@ impl Tensor {
                 k::matmul(xa, &opa, xb, &opb, m, ka, n, &mut out);
                 Tensor::from_typed(out, &shape)
             })
+        });
+        // dA = dC Bᵀ, dB = Aᵀ dC, summed back over broadcast batch dims.
+        let out = record("matmul", out, &[&a_in, &b_in], |inp, g, needs| {
+            let (a, b) = (&inp[0], &inp[1]);
+            let da = if needs[0] {
+                Some(g.matmul(&b.t()?)?.sum_to_shape(a.shape())?)
+            } else {
+                None
+            };
+            let db = if needs[1] {
+                Some(a.t()?.matmul(g)?.sum_to_shape(b.shape())?)
+            } else {
+                None
+            };
+            Ok(vec![da, db])
         });
         // Drop the dims added for 1-D operands.
         let mut final_shape = batch;

@@ -3,9 +3,13 @@
 //! stack, split, pad).
 
 use super::{dim, dims, Dim, Dims};
+use crate::autograd::record;
 use crate::error::{Error, Result};
 use crate::kernels::strided;
-use crate::tensor::{alloc_uninit, resolve_dim, with_dtype, Element, Layout, Tensor};
+use crate::tensor::{
+    alloc_uninit, broadcast_shapes, inverse_permutation, resolve_dim, with_dtype, Element, Layout,
+    Tensor,
+};
 
 impl Tensor {
     /// A view with a new shape; one entry may be `-1` (inferred). Copies only
@@ -25,8 +29,8 @@ impl Tensor {
             return Ok(self.clone());
         }
         match self.layout().reshape_view(&new_shape) {
-            Some(l) => Ok(self.view_with(l)),
-            None => Ok(self.contiguous().view_with(Layout::contiguous(&new_shape))),
+            Some(l) => Ok(self.reshaped(self.view_with(l))),
+            None => Ok(self.reshaped(self.contiguous().view_with(Layout::contiguous(&new_shape)))),
         }
     }
 
@@ -62,7 +66,7 @@ impl Tensor {
             .iter()
             .map(|&d| resolve_dim("permute", d, rank))
             .collect::<Result<_>>()?;
-        Ok(self.view_with(self.layout().permute(&order)?))
+        self.permute_dims(&order)
     }
 
     /// Swaps two dimensions (a view).
@@ -73,7 +77,7 @@ impl Tensor {
         );
         let mut order: Vec<usize> = (0..self.rank()).collect();
         order.swap(a, b);
-        Ok(self.view_with(self.layout().permute(&order)?))
+        self.permute_dims(&order)
     }
 
     /// Transpose of the last two dims (of a matrix or a batch of them); a
@@ -93,13 +97,19 @@ impl Tensor {
         );
         let mut order: Vec<usize> = (0..self.rank()).filter(|&i| i != s).collect();
         order.insert(d, s);
-        Ok(self.view_with(self.layout().permute(&order)?))
+        self.permute_dims(&order)
     }
 
     /// `len` elements from `start` along `dim` (a view).
     pub fn narrow(&self, d: impl Dim, start: usize, len: usize) -> Result<Tensor> {
         let d = dim("narrow", d, self.rank())?;
-        Ok(self.view_with(self.layout().narrow(d, start, len)?))
+        let out = self.view_with(self.layout().narrow(d, start, len)?);
+        let size = self.shape()[d];
+        Ok(record("narrow", out, &[self], move |inp, g, _| {
+            let mut pads = vec![(0, 0); inp[0].rank()];
+            pads[d] = (start, size - start - len);
+            Ok(vec![Some(g.pad(&pads, 0.0)?)])
+        }))
     }
 
     /// Elements `start, start + step, ...` below `end` along `dim` (a view,
@@ -113,7 +123,12 @@ impl Tensor {
     /// ```
     pub fn slice(&self, d: impl Dim, start: usize, end: usize, step: usize) -> Result<Tensor> {
         let d = dim("slice", d, self.rank())?;
-        Ok(self.view_with(self.layout().slice(d, start, end, step)?))
+        let out = self.view_with(self.layout().slice(d, start, end, step)?);
+        let picked: Vec<usize> = (0..out.shape()[d]).map(|i| start + i * step).collect();
+        Ok(record("slice", out, &[self], move |inp, g, _| {
+            let idx = Tensor::from_indices(&picked, &[picked.len()], g.dtype())?;
+            Ok(vec![Some(inp[0].zeros_like().index_add(d, &idx, g)?)])
+        }))
     }
 
     /// Removes dimension `dim`, which must have size 1 (a view).
@@ -129,7 +144,7 @@ impl Tensor {
                 ),
             ));
         }
-        Ok(self.view_with(self.layout().squeeze(d)))
+        Ok(self.reshaped(self.view_with(self.layout().squeeze(d))))
     }
 
     /// Removes every size-1 dimension (a view).
@@ -140,13 +155,13 @@ impl Tensor {
                 l = l.squeeze(d);
             }
         }
-        self.view_with(l)
+        self.reshaped(self.view_with(l))
     }
 
     /// Inserts a size-1 dimension at `dim` (`-1` appends), a view.
     pub fn unsqueeze(&self, d: impl Dim) -> Result<Tensor> {
         let d = resolve_dim("unsqueeze", d.to_i64(), self.rank() + 1)?;
-        Ok(self.view_with(self.layout().unsqueeze(d)))
+        Ok(self.reshaped(self.view_with(self.layout().unsqueeze(d))))
     }
 
     /// Broadcasts to `shape` with numpy rules (a view with stride 0 along stretched dims).
@@ -154,7 +169,10 @@ impl Tensor {
         if shape == self.shape() {
             return Ok(self.clone());
         }
-        Ok(self.view_with(self.layout().broadcast_to(shape)?))
+        let out = self.view_with(self.layout().broadcast_to(shape)?);
+        Ok(record("broadcast_to", out, &[self], |inp, g, _| {
+            Ok(vec![Some(g.sum_to_shape(inp[0].shape())?)])
+        }))
     }
 
     /// PyTorch's `expand`: like `broadcast_to`, with `-1` meaning "keep this size".
@@ -219,7 +237,8 @@ impl Tensor {
             dim("diagonal", d0, self.rank())?,
             dim("diagonal", d1, self.rank())?,
         );
-        Ok(self.view_with(self.layout().diagonal(offset, a, b)?))
+        let out = self.view_with(self.layout().diagonal(offset, a, b)?);
+        Ok(crate::autograd::record_no_vjp("diagonal", out, &[self]))
     }
 
     /// This tensor with a row-major layout: itself if already so, else a copy.
@@ -238,7 +257,7 @@ impl Tensor {
         with_dtype!(&*storage, T, s => {
             let mut out = alloc_uninit::<T>(self.numel());
             strided::copy_to_contiguous(s, self.layout(), &mut out);
-            Tensor::from_typed(out, self.shape())
+            record("copy", Tensor::from_typed(out, self.shape()), &[self], |_, g, _| Ok(vec![Some(g.clone())]))
         })
     }
 
@@ -276,7 +295,7 @@ impl Tensor {
         }
         let n: usize = shape.iter().product();
         let out_layout = Layout::contiguous(&shape);
-        Ok(crate::tensor::with_type!(first.dtype(), T => {
+        let out = crate::tensor::with_type!(first.dtype(), T => {
             let mut out = alloc_uninit::<T>(n);
             let mut at = 0;
             for t in tensors {
@@ -288,6 +307,20 @@ impl Tensor {
                 at += len;
             }
             Tensor::from_typed(out, &shape)
+        });
+        let sizes: Vec<usize> = tensors.iter().map(|t| t.shape()[d]).collect();
+        Ok(record("cat", out, tensors, move |_, g, needs| {
+            let mut at = 0;
+            let mut grads = Vec::with_capacity(sizes.len());
+            for (&len, &need) in sizes.iter().zip(needs) {
+                grads.push(if need {
+                    Some(g.narrow(d, at, len)?)
+                } else {
+                    None
+                });
+                at += len;
+            }
+            Ok(grads)
         }))
     }
 
@@ -398,12 +431,62 @@ impl Tensor {
         }
         let n: usize = shape.iter().product();
         let storage = self.storage();
-        Ok(with_dtype!(&*storage, T, s => {
+        let out = with_dtype!(&*storage, T, s => {
             let mut out = alloc_uninit::<T>(n);
             crate::kernels::par::fill(&mut out, T::from_f64(value));
             strided::assign(&mut out, &dst, s, self.layout());
             Tensor::from_typed(out, &shape)
+        });
+        let pads = pads.to_vec();
+        Ok(record("pad", out, &[self], move |inp, g, _| {
+            let mut x = g.clone();
+            for (i, &(b, _)) in pads.iter().enumerate() {
+                x = x.narrow(i, b, inp[0].shape()[i])?;
+            }
+            Ok(vec![Some(x)])
         }))
+    }
+
+    /// Records `out` (a reshape of `self`) with the VJP "reshape back".
+    fn reshaped(&self, out: Tensor) -> Tensor {
+        record("reshape", out, &[self], |inp, g, _| {
+            Ok(vec![Some(g.reshape(inp[0].shape().to_vec())?)])
+        })
+    }
+
+    /// The permuted view, recorded with the VJP "permute back".
+    fn permute_dims(&self, order: &[usize]) -> Result<Tensor> {
+        let out = self.view_with(self.layout().permute(order)?);
+        let inv = inverse_permutation(order);
+        Ok(record("permute", out, &[self], move |_, g, _| {
+            Ok(vec![Some(g.permute(inv.clone())?)])
+        }))
+    }
+
+    /// Sums a gradient of a broadcast shape back to `shape` (the VJP of
+    /// `broadcast_to`): over the leading dims it added, and over the dims
+    /// where `shape` has size 1.
+    pub fn sum_to_shape(&self, shape: &[usize]) -> Result<Tensor> {
+        if self.shape() == shape {
+            return Ok(self.clone());
+        }
+        let full = broadcast_shapes("sum_to_shape", shape, self.shape())?;
+        if full != self.shape() {
+            return Err(Error::shape("sum_to_shape", self.shape(), shape));
+        }
+        let lead = self.rank() - shape.len();
+        let mut x = if lead > 0 {
+            self.sum((0..lead).collect::<Vec<usize>>(), false)?
+        } else {
+            self.clone()
+        };
+        let ones: Vec<usize> = (0..shape.len())
+            .filter(|&i| shape[i] == 1 && x.shape()[i] != 1)
+            .collect();
+        if !ones.is_empty() {
+            x = x.sum(ones, true)?;
+        }
+        Ok(x)
     }
 
     /// Resolves `dims` against this tensor's rank (sorted, unique).

@@ -4,6 +4,7 @@
 //! An empty set of dims reduces nothing (numpy's `axis=()`).
 
 use super::{dim, Dim, Dims};
+use crate::autograd::record;
 use crate::error::{Error, Result};
 use crate::kernels::reduce::{self as k, ArgReduce, Reduce};
 use crate::tensor::{alloc_uninit, with_dtype, Element, Tensor};
@@ -141,12 +142,34 @@ impl Tensor {
             ..
         } = self.arb_plan(&dims);
         let storage = buf.storage();
-        Ok(with_dtype!(&*storage, T, s => {
+        let out = with_dtype!(&*storage, T, s => {
             let off = buf.layout().offset();
             let src = &s[off..off + a * r * b];
             let mut out = alloc_uninit::<T>(a * b);
             k::reduce(src, a, r, b, op, &mut out);
             self.reduced_output(out, &kept_order, &dims, keepdim)
+        });
+        drop(storage);
+        let keep_shape = reduced_shape(self.shape(), &dims, true);
+        Ok(record(name, out, &[self], move |inp, g, _| {
+            let x = &inp[0];
+            let g = g.reshape(keep_shape.clone())?;
+            let dx = match op {
+                Reduce::Sum => g.broadcast_to(x.shape())?,
+                Reduce::Max | Reduce::Min => {
+                    // Ties share the gradient evenly (as PyTorch's amax/amin).
+                    let best = if op == Reduce::Max {
+                        x.max(dims.clone(), true)?
+                    } else {
+                        x.min(dims.clone(), true)?
+                    };
+                    let mask = x.eq(&best.detach())?;
+                    let count = mask.sum(dims.clone(), true)?;
+                    mask.div(&count)?.mul(&g)?
+                }
+                Reduce::LogSumExp => x.sub(&x.logsumexp(dims.clone(), true)?)?.exp().mul(&g)?,
+            };
+            Ok(vec![Some(dx)])
         }))
     }
 
@@ -335,12 +358,24 @@ impl Tensor {
             ..
         } = self.arb_plan(&[d]);
         let storage = buf.storage();
-        Ok(with_dtype!(&*storage, T, s => {
+        let out = with_dtype!(&*storage, T, s => {
             let off = buf.layout().offset();
             let n = a * r * b;
             let mut out = alloc_uninit::<T>(n);
             k::softmax(&s[off..off + n], a, r, b, log, &mut out);
             Tensor::from_typed_in_order(out, self.shape(), &full_order)
+        });
+        drop(storage);
+        // softmax: dx = y (g - sum(g y)); log_softmax: dx = g - softmax(x) sum(g).
+        // y is recomputed from x so that the VJP is differentiable again.
+        Ok(record(name, out, &[self], move |inp, g, _| {
+            let y = inp[0].softmax(d)?;
+            let dx = if log {
+                g.sub(&y.mul(&g.sum(d, true)?)?)?
+            } else {
+                y.mul(&g.sub(&g.mul(&y)?.sum(d, true)?)?)?
+            };
+            Ok(vec![Some(dx)])
         }))
     }
     /// Softmax along `dim`; the max is subtracted first, so logits of 1e4 are fine.

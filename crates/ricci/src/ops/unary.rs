@@ -2,17 +2,34 @@
 //! `Tensor` directly.
 
 use super::unary_map;
+use crate::autograd::record;
 use crate::error::{Error, Result};
 use crate::tensor::{with_dtype, with_type, DType, Element, Tensor};
+
+/// Records a one-input op whose VJP is `dx = vjp(x, g)`, written in
+/// differentiable ops so that it can itself be differentiated.
+fn rec1(
+    name: &'static str,
+    out: Tensor,
+    x: &Tensor,
+    vjp: impl Fn(&Tensor, &Tensor) -> Result<Tensor> + Send + Sync + 'static,
+) -> Tensor {
+    record(name, out, &[x], move |inp, g, _| {
+        Ok(vec![Some(vjp(&inp[0], g)?)])
+    })
+}
 
 /// sqrt(2 / pi), for the tanh form of GELU.
 const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 const FRAC_1_SQRT_2: f64 = std::f64::consts::FRAC_1_SQRT_2;
+/// 1 / sqrt(2 pi), the standard normal density at 0.
+const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 
 impl Tensor {
     /// `-x`.
     pub fn neg(&self) -> Tensor {
-        unary_map!(self, |x| -x)
+        let out = unary_map!(self, |x| -x);
+        rec1("neg", out, self, |_, g| Ok(g.neg()))
     }
     /// `e^x`.
     ///
@@ -25,78 +42,132 @@ impl Tensor {
     pub fn exp(&self) -> Tensor {
         // `Element::exp`, not the inherent `f32::exp`: the f32 version is
         // branch-free and vectorises, libm's does not.
-        unary_map!(self, |x| Element::exp(x))
+        let out = unary_map!(self, |x| Element::exp(x));
+        rec1("exp", out, self, |x, g| g.mul(&x.exp()))
     }
     /// Natural logarithm (NaN below 0, -inf at 0, as numpy).
     pub fn log(&self) -> Tensor {
-        unary_map!(self, |x| x.ln())
+        let out = unary_map!(self, |x| x.ln());
+        rec1("log", out, self, |x, g| g.div(x))
     }
     /// Square root.
     pub fn sqrt(&self) -> Tensor {
-        unary_map!(self, |x| x.sqrt())
+        let out = unary_map!(self, |x| x.sqrt());
+        rec1("sqrt", out, self, |x, g| g.mul(&x.rsqrt().mul_scalar(0.5)))
     }
     /// `1 / sqrt(x)`.
     pub fn rsqrt(&self) -> Tensor {
-        unary_map!(self, |x| T::ONE / x.sqrt())
+        let out = unary_map!(self, |x| T::ONE / x.sqrt());
+        rec1("rsqrt", out, self, |x, g| {
+            g.mul(&x.rsqrt().div(x)?.mul_scalar(-0.5))
+        })
     }
     /// `1 / x`.
     pub fn recip(&self) -> Tensor {
-        unary_map!(self, |x| T::ONE / x)
+        let out = unary_map!(self, |x| T::ONE / x);
+        rec1("recip", out, self, |x, g| g.mul(&x.square().recip().neg()))
     }
     /// `x * x`.
     pub fn square(&self) -> Tensor {
-        unary_map!(self, |x| x * x)
+        let out = unary_map!(self, |x| x * x);
+        rec1("square", out, self, |x, g| g.mul(&x.mul_scalar(2.0)))
     }
     pub fn sin(&self) -> Tensor {
-        unary_map!(self, |x| x.sin())
+        let out = unary_map!(self, |x| x.sin());
+        rec1("sin", out, self, |x, g| g.mul(&x.cos()))
     }
     pub fn cos(&self) -> Tensor {
-        unary_map!(self, |x| x.cos())
+        let out = unary_map!(self, |x| x.cos());
+        rec1("cos", out, self, |x, g| g.mul(&x.sin().neg()))
     }
     pub fn tanh(&self) -> Tensor {
-        unary_map!(self, |x| x.tanh())
+        let out = unary_map!(self, |x| x.tanh());
+        rec1("tanh", out, self, |x, g| {
+            g.mul(&x.tanh().square().rsub_scalar(1.0))
+        })
     }
     pub fn abs(&self) -> Tensor {
-        unary_map!(self, |x| x.abs())
+        let out = unary_map!(self, |x| x.abs());
+        rec1("abs", out, self, |x, g| g.mul(&x.sign()))
     }
     /// `sign(x)`: -1, 0 or 1 (NaN stays NaN).
     pub fn sign(&self) -> Tensor {
-        unary_map!(self, |x| if x > T::ZERO {
+        let out = unary_map!(self, |x| if x > T::ZERO {
             T::ONE
         } else if x < T::ZERO {
             -T::ONE
         } else {
             x
-        })
+        });
+        // Piecewise constant: the derivative is 0 wherever it exists.
+        rec1("sign", out, self, |x, _| Ok(x.zeros_like()))
     }
     /// `1 / (1 + e^-x)`, computed without overflow for large `|x|`.
     pub fn sigmoid(&self) -> Tensor {
         // exp(-x) overflows to inf for very negative x, and 1/inf = 0 is
         // the right limit, so the plain form is stable (and branch-free).
-        unary_map!(self, |x| T::ONE / (T::ONE + Element::exp(-x)))
+        let out = unary_map!(self, |x| T::ONE / (T::ONE + Element::exp(-x)));
+        rec1("sigmoid", out, self, |x, g| {
+            let s = x.sigmoid();
+            g.mul(&s.mul(&s.rsub_scalar(1.0))?)
+        })
     }
     /// `max(x, 0)`; NaN stays NaN. The gradient convention at 0 is 0 (as PyTorch).
     pub fn relu(&self) -> Tensor {
-        unary_map!(self, |x| if x > T::ZERO || x.is_nan() {
+        let out = unary_map!(self, |x| if x > T::ZERO || x.is_nan() {
             x
         } else {
             T::ZERO
-        })
+        });
+        rec1("relu", out, self, |x, g| g.mul(&x.gt_scalar(0.0)))
     }
     /// GELU, exact form `x * Phi(x) = x/2 * (1 + erf(x / sqrt 2))` (PyTorch's default).
     pub fn gelu(&self) -> Tensor {
-        unary_map!(self, |x| {
+        let out = unary_map!(self, |x| {
             let half = T::from_f64(0.5);
             half * x * (T::ONE + <T as Element>::erf(x * T::from_f64(FRAC_1_SQRT_2)))
+        });
+        // d/dx x Phi(x) = Phi(x) + x phi(x)
+        rec1("gelu", out, self, |x, g| {
+            let cdf = x.mul_scalar(FRAC_1_SQRT_2).erf().affine(0.5, 0.5);
+            let pdf = x
+                .square()
+                .mul_scalar(-0.5)
+                .exp()
+                .mul_scalar(FRAC_1_SQRT_2PI);
+            g.mul(&cdf.add(&x.mul(&pdf)?)?)
         })
     }
     /// GELU, tanh approximation `x/2 * (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`
     /// (PyTorch's `approximate='tanh'`, GPT-2's).
     pub fn gelu_tanh(&self) -> Tensor {
         // (1 + tanh u) / 2 = sigmoid(2u): one exp, no cancellation for x << 0.
-        unary_map!(self, |x| {
+        let out = unary_map!(self, |x| {
             let u = T::from_f64(SQRT_2_OVER_PI) * (x + T::from_f64(0.044715) * x * x * x);
             x / (T::ONE + Element::exp(-(u + u)))
+        });
+        // y = x s with s = sigmoid(2u): dy/dx = s + x s (1 - s) 2u'.
+        rec1("gelu_tanh", out, self, |x, g| {
+            let x2 = x.square();
+            let u = x
+                .mul(&x2.affine(0.044715, 1.0))?
+                .mul_scalar(2.0 * SQRT_2_OVER_PI);
+            let s = u.sigmoid();
+            let du = x2.affine(3.0 * 0.044715 * 2.0 * SQRT_2_OVER_PI, 2.0 * SQRT_2_OVER_PI);
+            let ds = s.mul(&s.rsub_scalar(1.0))?.mul(&du)?;
+            g.mul(&s.add(&x.mul(&ds)?)?)
+        })
+    }
+    /// The error function `erf(x) = 2/sqrt(pi) * integral_0^x e^(-t^2) dt`.
+    pub fn erf(&self) -> Tensor {
+        let out = unary_map!(self, |x| <T as Element>::erf(x));
+        rec1("erf", out, self, |x, g| {
+            g.mul(
+                &x.square()
+                    .neg()
+                    .exp()
+                    .mul_scalar(std::f64::consts::FRAC_2_SQRT_PI),
+            )
         })
     }
     /// `x^e` for a scalar exponent.
@@ -104,7 +175,10 @@ impl Tensor {
         if e == 2.0 {
             return self.square();
         }
-        unary_map!(self, |x| x.powf(T::from_f64(e)))
+        let out = unary_map!(self, |x| x.powf(T::from_f64(e)));
+        rec1("powf", out, self, move |x, g| {
+            g.mul(&x.powf(e - 1.0).mul_scalar(e))
+        })
     }
     /// Limits every element to `[min, max]`; NaN stays NaN.
     pub fn clamp(&self, min: f64, max: f64) -> Result<Tensor> {
@@ -114,7 +188,7 @@ impl Tensor {
                 format!("min {min} is greater than max {max}"),
             ));
         }
-        Ok(unary_map!(self, |x| {
+        let out = unary_map!(self, |x| {
             let (lo, hi) = (T::from_f64(min), T::from_f64(max));
             if x < lo {
                 lo
@@ -123,31 +197,41 @@ impl Tensor {
             } else {
                 x
             }
+        });
+        // Gradient 1 inside [min, max] (boundaries included, as PyTorch), 0 outside.
+        Ok(rec1("clamp", out, self, move |x, g| {
+            g.mul(&x.lt_scalar(min).add(&x.gt_scalar(max))?.rsub_scalar(1.0))
         }))
     }
     /// `x + c` for a scalar `c`.
     pub fn add_scalar(&self, c: f64) -> Tensor {
-        unary_map!(self, |x| x + T::from_f64(c))
+        let out = unary_map!(self, |x| x + T::from_f64(c));
+        rec1("add_scalar", out, self, move |_, g| Ok(g.clone()))
     }
     /// `x - c` for a scalar `c`.
     pub fn sub_scalar(&self, c: f64) -> Tensor {
-        unary_map!(self, |x| x - T::from_f64(c))
+        let out = unary_map!(self, |x| x - T::from_f64(c));
+        rec1("sub_scalar", out, self, move |_, g| Ok(g.clone()))
     }
     /// `x * c` for a scalar `c`.
     pub fn mul_scalar(&self, c: f64) -> Tensor {
-        unary_map!(self, |x| x * T::from_f64(c))
+        let out = unary_map!(self, |x| x * T::from_f64(c));
+        rec1("mul_scalar", out, self, move |_, g| Ok(g.mul_scalar(c)))
     }
     /// `x / c` for a scalar `c`.
     pub fn div_scalar(&self, c: f64) -> Tensor {
-        unary_map!(self, |x| x / T::from_f64(c))
+        let out = unary_map!(self, |x| x / T::from_f64(c));
+        rec1("div_scalar", out, self, move |_, g| Ok(g.div_scalar(c)))
     }
     /// `c - x` for a scalar `c`.
     pub fn rsub_scalar(&self, c: f64) -> Tensor {
-        unary_map!(self, |x| T::from_f64(c) - x)
+        let out = unary_map!(self, |x| T::from_f64(c) - x);
+        rec1("rsub_scalar", out, self, move |_, g| Ok(g.neg()))
     }
     /// `x * a + b` for scalars, in one pass.
     pub fn affine(&self, a: f64, b: f64) -> Tensor {
-        unary_map!(self, |x| x * T::from_f64(a) + T::from_f64(b))
+        let out = unary_map!(self, |x| x * T::from_f64(a) + T::from_f64(b));
+        rec1("affine", out, self, move |_, g| Ok(g.mul_scalar(a)))
     }
 
     /// The same values as `dtype` (a copy; returns `self` if already `dtype`).
@@ -166,7 +250,8 @@ impl Tensor {
             with_type!(dtype, D => {
                 let mut out = crate::tensor::alloc_uninit::<D>(self.numel());
                 crate::kernels::strided::map_unary(s, self.layout(), &mut out, |x: S| D::from_f64(x.to_f64()));
-                Tensor::from_typed(out, self.shape())
+                let from = self.dtype();
+                rec1("to_dtype", Tensor::from_typed(out, self.shape()), self, move |_, g| Ok(g.to_dtype(from)))
             })
         })
     }

@@ -44,6 +44,30 @@ pub(crate) struct Node {
     grad_fn: Option<Arc<dyn GradFn>>,
 }
 
+impl Drop for Node {
+    /// Drops the graph behind this node iteratively: a chain of 100,000
+    /// recorded ops would otherwise drop recursively and overflow the stack.
+    fn drop(&mut self) {
+        let Some(mut f) = self.grad_fn.take() else {
+            return;
+        };
+        let mut stack: Vec<Tensor> = match Arc::get_mut(&mut f) {
+            Some(f) => f.take_inputs(),
+            None => return,
+        };
+        drop(f);
+        while let Some(mut t) = stack.pop() {
+            if let Some(node) = Arc::get_mut(&mut t.0) {
+                if let Some(mut g) = node.grad_fn.take() {
+                    if let Some(g) = Arc::get_mut(&mut g) {
+                        stack.extend(g.take_inputs());
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// An n-dimensional array of `f32` or `f64`.
 ///
 /// Cloning is cheap (a reference count). Views (`reshape`, `permute`,

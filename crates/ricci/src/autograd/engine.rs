@@ -1,0 +1,246 @@
+//! The backward walk: topological order by an iterative depth-first search
+//! (so a chain of 100,000 ops cannot overflow the stack), then one pass in
+//! reverse order that hands each node's finished gradient to its op's VJP
+//! and drops it right after.
+
+use std::collections::{HashMap, HashSet};
+
+use super::set_grad_enabled;
+use crate::error::{Error, Result};
+use crate::tensor::{Tensor, TensorId};
+
+/// Gradients of a backward pass, keyed by tensor.
+#[derive(Default, Clone)]
+pub struct Grads {
+    map: HashMap<TensorId, Tensor>,
+}
+
+impl std::fmt::Debug for Grads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Grads({} tensors)", self.map.len())
+    }
+}
+
+impl Grads {
+    /// The gradient of `t`, if it received one.
+    pub fn get(&self, t: &Tensor) -> Option<&Tensor> {
+        self.map.get(&t.id())
+    }
+    /// Removes and returns the gradient of `t`.
+    pub fn remove(&mut self, t: &Tensor) -> Option<Tensor> {
+        self.map.remove(&t.id())
+    }
+    /// Number of tensors with a gradient.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+/// Nodes reachable from `root` through recorded ops, inputs before users.
+fn topological_order(root: &Tensor) -> Vec<Tensor> {
+    let mut order = Vec::new();
+    let mut seen: HashSet<TensorId> = HashSet::new();
+    let mut stack: Vec<(Tensor, bool)> = vec![(root.clone(), false)];
+    while let Some((t, expanded)) = stack.pop() {
+        if expanded {
+            order.push(t);
+            continue;
+        }
+        if !seen.insert(t.id()) {
+            continue;
+        }
+        stack.push((t.clone(), true));
+        if let Some(f) = t.grad_fn() {
+            for input in f.inputs() {
+                if input.requires_grad() && !seen.contains(&input.id()) {
+                    stack.push((input.clone(), false));
+                }
+            }
+        }
+    }
+    order
+}
+
+/// Runs the backward pass from `root` seeded with `seed` (ones for a
+/// scalar). Keeps the gradients of leaves and of the tensors in `keep`.
+pub(crate) fn backward(
+    root: &Tensor,
+    seed: Option<&Tensor>,
+    create_graph: bool,
+    keep: &[TensorId],
+) -> Result<Grads> {
+    if !root.requires_grad() {
+        return Err(Error::invalid(
+            "backward",
+            "the output does not require grad (no input of its graph was marked with set_requires_grad)",
+        ));
+    }
+    let seed = match seed {
+        Some(s) => {
+            if s.shape() != root.shape() {
+                return Err(Error::shape("backward", root.shape(), s.shape()));
+            }
+            root.same_dtype("backward", s)?;
+            s.clone()
+        }
+        None => {
+            if root.numel() != 1 {
+                return Err(Error::invalid(
+                    "backward",
+                    format!(
+                        "the output has shape {:?}; backward without a seed gradient needs a scalar (pass a seed)",
+                        root.shape()
+                    ),
+                ));
+            }
+            root.ones_like()
+        }
+    };
+    let _mode = set_grad_enabled(create_graph);
+    let order = topological_order(root);
+    let mut pending: HashMap<TensorId, Tensor> = HashMap::new();
+    pending.insert(root.id(), seed);
+    let mut out = Grads::default();
+    for node in order.iter().rev() {
+        let Some(g) = pending.remove(&node.id()) else {
+            continue;
+        };
+        match node.grad_fn() {
+            Some(f) => {
+                let inputs = f.inputs();
+                let needs: Vec<bool> = inputs.iter().map(|t| t.requires_grad()).collect();
+                let grads = f.vjp(&g, &needs)?;
+                for ((input, gi), need) in inputs.iter().zip(grads).zip(needs) {
+                    let (Some(gi), true) = (gi, need) else {
+                        continue;
+                    };
+                    if gi.shape() != input.shape() {
+                        return Err(Error::invalid(
+                            "backward",
+                            format!(
+                                "internal: the VJP of {} gave a gradient of shape {:?} for an input of shape {:?}",
+                                f.name(),
+                                gi.shape(),
+                                input.shape()
+                            ),
+                        ));
+                    }
+                    accumulate(&mut pending, input.id(), gi)?;
+                }
+                if keep.contains(&node.id()) {
+                    out.map.insert(node.id(), g);
+                }
+            }
+            None => {
+                out.map.insert(node.id(), g);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn accumulate(map: &mut HashMap<TensorId, Tensor>, id: TensorId, g: Tensor) -> Result<()> {
+    let sum = match map.remove(&id) {
+        Some(prev) => prev.add(&g)?,
+        None => g,
+    };
+    map.insert(id, sum);
+    Ok(())
+}
+
+/// Gradients of `output` with respect to each of `inputs` (like
+/// `torch.autograd.grad`). `seed` is the output's cotangent (required
+/// unless the output is a scalar). With `create_graph` the backward pass is
+/// recorded, so the results can be differentiated again.
+///
+/// An input that does not require grad, or that `output` does not depend
+/// on, is an error.
+///
+/// ```
+/// use ricci::{Tensor, autograd::grad_of};
+/// let x = Tensor::from_vec(vec![1.0f64, 2.0, 3.0], &[3])?.set_requires_grad(true);
+/// let y = x.square().sum_all();
+/// let g = grad_of(&y, &[&x], None, false)?;
+/// assert_eq!(g[0].to_vec::<f64>()?, vec![2.0, 4.0, 6.0]);
+/// # Ok::<(), ricci::Error>(())
+/// ```
+pub fn grad_of(
+    output: &Tensor,
+    inputs: &[&Tensor],
+    seed: Option<&Tensor>,
+    create_graph: bool,
+) -> Result<Vec<Tensor>> {
+    let grads = grad_of_allow_unused(output, inputs, seed, create_graph)?;
+    grads
+        .into_iter()
+        .zip(inputs)
+        .map(|(g, x)| {
+            g.ok_or_else(|| {
+                Error::invalid(
+                    "grad",
+                    format!(
+                        "an input of shape {:?} is not part of the graph that produced the output",
+                        x.shape()
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+/// As [`grad_of`], with `None` for inputs the output does not depend on.
+pub(crate) fn grad_of_allow_unused(
+    output: &Tensor,
+    inputs: &[&Tensor],
+    seed: Option<&Tensor>,
+    create_graph: bool,
+) -> Result<Vec<Option<Tensor>>> {
+    for x in inputs {
+        if !x.requires_grad() {
+            return Err(Error::invalid(
+                "grad",
+                format!(
+                    "an input of shape {:?} does not require grad (use set_requires_grad(true))",
+                    x.shape()
+                ),
+            ));
+        }
+    }
+    if !output.requires_grad() {
+        return Ok(vec![None; inputs.len()]);
+    }
+    let keep: Vec<TensorId> = inputs.iter().map(|t| t.id()).collect();
+    let grads = backward(output, seed, create_graph, &keep)?;
+    Ok(inputs.iter().map(|x| grads.get(x).cloned()).collect())
+}
+
+impl Tensor {
+    /// Backpropagates from this scalar: the gradient of every leaf that
+    /// requires grad. Runs without recording (training style).
+    ///
+    /// ```
+    /// # use ricci::Tensor;
+    /// let w = Tensor::from_vec(vec![3.0f32], &[1])?.set_requires_grad(true);
+    /// let loss = w.mul(&w)?.sum_all();
+    /// let grads = loss.backward()?;
+    /// assert_eq!(grads.get(&w).unwrap().to_vec::<f32>()?, vec![6.0]);
+    /// # Ok::<(), ricci::Error>(())
+    /// ```
+    pub fn backward(&self) -> Result<Grads> {
+        backward(self, None, false, &[])
+    }
+
+    /// Backpropagates `seed` (the gradient of some scalar with respect to this tensor).
+    pub fn backward_with_seed(&self, seed: &Tensor) -> Result<Grads> {
+        backward(self, Some(seed), false, &[])
+    }
+
+    /// As [`Tensor::backward`], recording the backward pass so that the
+    /// gradients can be differentiated again.
+    pub fn backward_with_graph(&self) -> Result<Grads> {
+        backward(self, None, true, &[])
+    }
+}
