@@ -95,6 +95,8 @@ def numpy_row(np, row):
             y = randn(n, k).T if name == "matmul_bt" else randn(k, n)
         return (lambda: np.matmul(x, y)), "gflops", 2.0 * b * m * k * n
 
+    if name.startswith("autograd_"):
+        return None  # ricci-only rows: numpy has no autograd
     base, transposed = (name[:-2], True) if name.endswith("_t") else (name, False)
     rows, cols = (int(d) for d in shape.split("+")[0].split("x"))
     x = randn(rows, cols)

@@ -135,6 +135,7 @@ fn row_result(row: &RowSpec, threads: usize, timing: Timing) -> RowResult {
     let (gflops, gbps) = match row.work {
         Work::Flops(f) => (Some(f / median_s / 1e9), None),
         Work::Bytes(b) => (None, Some(b / median_s / 1e9)),
+        Work::Time => (None, None),
     };
     RowResult {
         name: row.name.to_string(),

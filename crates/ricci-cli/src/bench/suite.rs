@@ -20,13 +20,17 @@ pub enum Work {
     Flops(f64),
     /// Bytes read plus bytes written (reported as GB/s).
     Bytes(f64),
+    /// Only the time matters (per-op overhead rows).
+    Time,
 }
 
-/// One input tensor: random normal of `shape`, then `.t()` if `transposed`.
+/// One input tensor: random normal of `shape`, then `.t()` if
+/// `transposed`; a leaf that requires grad if `grad`.
 #[derive(Clone, Debug)]
 pub struct Input {
     pub shape: Vec<usize>,
     pub transposed: bool,
+    pub grad: bool,
 }
 
 /// One benchmark row (run once per thread count).
@@ -51,11 +55,12 @@ impl RowSpec {
             .iter()
             .map(|input| {
                 let x = Tensor::randn(&input.shape, self.dtype, rng);
-                if input.transposed {
-                    x.t()
+                let x = if input.transposed { x.t()? } else { x };
+                Ok(if input.grad {
+                    x.set_requires_grad(true)
                 } else {
-                    Ok(x)
-                }
+                    x
+                })
             })
             .collect()
     }
@@ -82,20 +87,116 @@ pub fn suite() -> Vec<RowSpec> {
     for transposed in [false, true] {
         rows.extend(memory_bound(DType::F32, 4096, transposed));
     }
+    rows.extend(autograd_rows());
     rows
 }
 
+/// MLP used by the autograd rows: `x [256, 512]`, `w1 [1024, 512]`,
+/// `w2 [512, 1024]`; loss `mean((gelu(x w1ᵀ) w2ᵀ)^2)`.
+const MLP: (usize, usize, usize) = (256, 512, 1024);
+
+fn mlp_loss(x: &Tensor, w1: &Tensor, w2: &Tensor) -> ricci::Result<Tensor> {
+    let h = ricci::linear(x, w1, None)?.gelu();
+    Ok(ricci::linear(&h, w2, None)?.square().mean_all())
+}
+
+/// Autograd costs: the time of one small recorded op against the same op
+/// unrecorded, and the time of a matmul-heavy MLP's forward, forward +
+/// backward, gradient and Hessian-vector product. All MLP rows count the
+/// forward's FLOPs, so their times compare directly (backward/forward =
+/// `autograd_fwd_bwd` / `autograd_fwd` - 1; hvp/grad = `autograd_hvp` /
+/// `autograd_grad`).
+fn autograd_rows() -> Vec<RowSpec> {
+    let (n, d, h) = MLP;
+    let flops = Work::Flops(2.0 * 2.0 * (n * d * h) as f64);
+    let shape = format!("{n}x{d}x{h}");
+    vec![
+        RowSpec {
+            name: "autograd_op",
+            dtype: DType::F32,
+            shape: "8+8".into(),
+            work: Work::Time,
+            inputs: vec![input(&[8]), input(&[8])],
+            op: |x| x[0].add(&x[1]),
+        },
+        RowSpec {
+            name: "autograd_op_rec",
+            dtype: DType::F32,
+            shape: "8+8".into(),
+            work: Work::Time,
+            inputs: vec![input_grad(&[8]), input(&[8])],
+            op: |x| x[0].add(&x[1]),
+        },
+        RowSpec {
+            name: "autograd_fwd",
+            dtype: DType::F32,
+            shape: shape.clone(),
+            work: flops,
+            inputs: vec![input(&[n, d]), input(&[h, d]), input(&[d, h])],
+            op: |x| {
+                let _off = ricci::no_grad();
+                mlp_loss(&x[0], &x[1], &x[2])
+            },
+        },
+        RowSpec {
+            name: "autograd_fwd_bwd",
+            dtype: DType::F32,
+            shape: shape.clone(),
+            work: flops,
+            inputs: vec![input(&[n, d]), input_grad(&[h, d]), input_grad(&[d, h])],
+            op: |x| {
+                let loss = mlp_loss(&x[0], &x[1], &x[2])?;
+                loss.backward()?;
+                Ok(loss)
+            },
+        },
+        RowSpec {
+            name: "autograd_grad",
+            dtype: DType::F32,
+            shape: shape.clone(),
+            work: flops,
+            inputs: vec![input(&[n, d]), input(&[h, d]), input(&[d, h])],
+            op: |x| {
+                let (x0, w2) = (x[0].clone(), x[2].clone());
+                let g = ricci::autograd::grad(|w| mlp_loss(&x0, &w[0], &w2), &[x[1].clone()])?;
+                Ok(g[0].clone())
+            },
+        },
+        RowSpec {
+            name: "autograd_hvp",
+            dtype: DType::F32,
+            shape,
+            work: flops,
+            inputs: vec![
+                input(&[n, d]),
+                input(&[h, d]),
+                input(&[d, h]),
+                input(&[h, d]),
+            ],
+            op: |x| {
+                let (x0, w2) = (x[0].clone(), x[2].clone());
+                ricci::autograd::hvp(|w| mlp_loss(&x0, w, &w2), &x[1], &x[3])
+            },
+        },
+    ]
+}
+
 fn input(shape: &[usize]) -> Input {
-    Input {
-        shape: shape.to_vec(),
-        transposed: false,
-    }
+    input_t(shape, false)
 }
 
 fn input_t(shape: &[usize], transposed: bool) -> Input {
     Input {
         shape: shape.to_vec(),
         transposed,
+        grad: false,
+    }
+}
+
+fn input_grad(shape: &[usize]) -> Input {
+    Input {
+        grad: true,
+        ..input(shape)
     }
 }
 
@@ -204,11 +305,8 @@ mod tests {
                 .map(|i| {
                     let shape: Vec<usize> = i.shape.iter().map(|&d| d.min(8)).collect();
                     let x = Tensor::randn(&shape, row.dtype, &mut rng);
-                    if i.transposed {
-                        x.t().unwrap()
-                    } else {
-                        x
-                    }
+                    let x = if i.transposed { x.t().unwrap() } else { x };
+                    x.set_requires_grad(i.grad)
                 })
                 .collect();
             (row.op)(&small).unwrap_or_else(|e| panic!("{} {}: {e}", row.name, row.shape));
