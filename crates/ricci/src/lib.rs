@@ -2,7 +2,8 @@
 //!
 //! The mathematics underneath large AI models, in Rust: n-d tensors with
 //! broadcasting and zero-copy views, matrix products at BLAS speed, and
-//! (in later modules) differentiable tensor calculus.
+//! reverse-mode autograd whose gradients are themselves differentiable
+//! (see [`autograd`]).
 //!
 //! ```
 //! use ricci::{Tensor, DType, Rng};
