@@ -81,17 +81,6 @@ where
     out.with_grad_fn(Arc::new(grad_fn))
 }
 
-/// Records an op that has no gradient rule yet: asking for a gradient
-/// through it is an error naming the op (never a silent zero).
-pub(crate) fn record_no_vjp(name: &'static str, out: Tensor, inputs: &[&Tensor]) -> Tensor {
-    record(name, out, inputs, move |_, _, _| {
-        Err(crate::Error::invalid(
-            name,
-            "gradient not implemented for this op yet",
-        ))
-    })
-}
-
 thread_local! {
     static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
 }

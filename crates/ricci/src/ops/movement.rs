@@ -238,7 +238,15 @@ impl Tensor {
             dim("diagonal", d1, self.rank())?,
         );
         let out = self.view_with(self.layout().diagonal(offset, a, b)?);
-        Ok(crate::autograd::record_no_vjp("diagonal", out, &[self]))
+        Ok(record("diagonal", out, &[self], move |inp, g, _| {
+            Ok(vec![Some(diagonal_backward(
+                g,
+                inp[0].shape(),
+                offset,
+                a,
+                b,
+            )?)])
+        }))
     }
 
     /// This tensor with a row-major layout: itself if already so, else a copy.
@@ -493,6 +501,51 @@ impl Tensor {
     pub(crate) fn resolve_dims(&self, op: &'static str, ds: &impl Dims) -> Result<Vec<usize>> {
         dims(op, ds, self.rank())
     }
+}
+
+/// The VJP of `diagonal`: `g` (shape `rest + [L]`) placed on the diagonal
+/// of dims `d0`, `d1` of a zero tensor of `shape`. With selection matrices
+/// `S0[i, k] = [i = k + start0]` and `S1[j, k] = [j = k + start1]`, the
+/// plane is `S0 diag(g) S1ᵀ`, computed with differentiable ops so that the
+/// gradient can be differentiated again.
+fn diagonal_backward(
+    g: &Tensor,
+    shape: &[usize],
+    offset: isize,
+    d0: usize,
+    d1: usize,
+) -> Result<Tensor> {
+    let (n0, n1) = (shape[d0], shape[d1]);
+    let len = g.shape()[g.rank() - 1];
+    let (start0, start1) = if offset >= 0 {
+        (0, offset as usize)
+    } else {
+        (offset.unsigned_abs(), 0)
+    };
+    let selection = |n: usize, start: usize| -> Result<Tensor> {
+        let mut m = vec![0.0f64; n * len];
+        for k in 0..len {
+            m[(k + start) * len + k] = 1.0;
+        }
+        Ok(Tensor::from_vec(m, &[n, len])?.to_dtype(g.dtype()))
+    };
+    let (s0, s1) = (selection(n0, start0)?, selection(n1, start1)?);
+    // [rest..., n0, L] * [rest..., 1, L] -> matmul [L, n1] -> [rest..., n0, n1]
+    let plane = s0.mul(&g.unsqueeze(-2)?)?.matmul(&s1.t()?)?;
+    let rank = shape.len();
+    let mut rest = 0..rank - 2;
+    let perm: Vec<usize> = (0..rank)
+        .map(|p| {
+            if p == d0 {
+                rank - 2
+            } else if p == d1 {
+                rank - 1
+            } else {
+                rest.next().unwrap_or(0)
+            }
+        })
+        .collect();
+    plane.permute(perm)
 }
 
 /// Resolves a reshape spec (one `-1` allowed) against the element count of `shape`.
