@@ -34,7 +34,7 @@ const MAX_RANK: usize = 64;
 /// Bytes read and decoded at a time (a multiple of every element size).
 const CHUNK: usize = 1 << 16;
 
-/// Reads a `.npy` file (dtypes as in the [module docs](self)).
+/// Reads a `.npy` file (dtypes as in the [`io`](crate::io) module docs).
 ///
 /// ```
 /// # use ricci::{io, Tensor};
