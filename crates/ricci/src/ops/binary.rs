@@ -360,6 +360,3 @@ impl ops::Neg for Tensor {
         Tensor::neg(&self)
     }
 }
-
-#[allow(dead_code)]
-fn _assert_element<T: Element>() {}

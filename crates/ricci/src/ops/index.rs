@@ -47,7 +47,7 @@ impl Tensor {
             ));
         }
         let idx = read_indices("index_select", indices, self.shape()[d])?;
-        let x = self.contiguous();
+        let x = self.contiguous_data();
         let shape = x.shape();
         let (a, r, b): (usize, usize, usize) = (
             shape[..d].iter().product(),
@@ -93,8 +93,8 @@ impl Tensor {
             return Err(Error::shape(op, &want, src.shape()));
         }
         let idx = read_indices(op, indices, self.shape()[d])?;
-        let base = self.copy().detach();
-        let src_c = src.contiguous();
+        let base = self.copy_data();
+        let src_c = src.contiguous_data();
         let shape = self.shape().to_vec();
         let (a, r, b): (usize, usize, usize) = (
             shape[..d].iter().product(),
@@ -154,7 +154,7 @@ impl Tensor {
         let d = dim(op, d, self.rank())?;
         check_index_shape(op, self.shape(), index.shape(), d)?;
         let idx = read_indices(op, index, self.shape()[d])?;
-        let x = self.contiguous();
+        let x = self.contiguous_data();
         let strides = crate::tensor::contiguous_strides(x.shape());
         let ishape = index.shape().to_vec();
         let storage = x.storage();
@@ -188,7 +188,7 @@ impl Tensor {
             return Err(Error::shape(op, index.shape(), src.shape()));
         }
         let idx = read_indices(op, index, self.shape()[d])?;
-        let base = self.copy().detach();
+        let base = self.copy_data();
         let strides = crate::tensor::contiguous_strides(self.shape());
         let sstrides = src.stride().to_vec();
         let soff = src.layout().offset();
@@ -312,6 +312,3 @@ fn for_each_index(shape: &[usize], mut f: impl FnMut(usize, &[usize])) {
         }
     }
 }
-
-#[allow(dead_code)]
-fn _uses<T: Element>() {}

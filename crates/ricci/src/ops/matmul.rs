@@ -10,7 +10,7 @@
 use crate::autograd::record;
 use crate::error::{Error, Result};
 use crate::kernels::matmul::{self as k, Operand};
-use crate::tensor::{alloc_uninit, broadcast_shapes, with_dtype, Element, Layout, Tensor};
+use crate::tensor::{alloc_uninit, broadcast_shapes, with_dtype, Layout, Tensor};
 
 /// Offsets of every batch item of a `[batch..., r, c]` layout broadcast to `batch_shape`.
 fn batch_offsets(layout: &Layout, batch_shape: &[usize]) -> Result<Vec<usize>> {
@@ -43,7 +43,7 @@ fn readable(t: &Tensor) -> Tensor {
     let r = t.rank();
     let bad = (r - 2..r).any(|d| t.stride()[d] == 0 && t.shape()[d] > 1);
     if bad {
-        t.copy()
+        t.contiguous_data()
     } else {
         t.clone()
     }
@@ -178,6 +178,3 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     shape.push(w.shape()[0]);
     y.reshape(shape)
 }
-
-#[allow(dead_code)]
-fn _uses<T: Element>() {}

@@ -30,7 +30,10 @@ impl Tensor {
         }
         match self.layout().reshape_view(&new_shape) {
             Some(l) => Ok(self.reshaped(self.view_with(l))),
-            None => Ok(self.reshaped(self.contiguous().view_with(Layout::contiguous(&new_shape)))),
+            None => Ok(self.reshaped(
+                self.contiguous_data()
+                    .view_with(Layout::contiguous(&new_shape)),
+            )),
         }
     }
 
@@ -261,12 +264,30 @@ impl Tensor {
 
     /// A fresh row-major copy that shares nothing with `self`.
     pub fn copy(&self) -> Tensor {
+        record("copy", self.copy_data(), &[self], |_, g, _| {
+            Ok(vec![Some(g.clone())])
+        })
+    }
+
+    /// A fresh row-major copy of the elements, outside the graph.
+    pub(crate) fn copy_data(&self) -> Tensor {
         let storage = self.storage();
         with_dtype!(&*storage, T, s => {
             let mut out = alloc_uninit::<T>(self.numel());
             strided::copy_to_contiguous(s, self.layout(), &mut out);
-            record("copy", Tensor::from_typed(out, self.shape()), &[self], |_, g, _| Ok(vec![Some(g.clone())]))
+            Tensor::from_typed(out, self.shape())
         })
+    }
+
+    /// The elements row-major, outside the graph: `self` detached when
+    /// already contiguous, else a copy. For ops that hand contiguous data to
+    /// a kernel and record their own VJP, so no copy node is built for nothing.
+    pub(crate) fn contiguous_data(&self) -> Tensor {
+        if self.is_contiguous() {
+            self.detach()
+        } else {
+            self.copy_data()
+        }
     }
 
     /// Joins tensors along an existing dimension.

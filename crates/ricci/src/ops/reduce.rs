@@ -31,10 +31,19 @@ struct ArbPlan {
     a: usize,
     r: usize,
     b: usize,
-    /// The kept dims in the order the kernel writes them (`a` dims then `b` dims).
-    kept_order: Vec<usize>,
     /// All dims in the order `buf` holds them (for same-shape outputs like softmax).
     full_order: Vec<usize>,
+}
+
+impl ArbPlan {
+    /// The kept dims in the order the kernel writes them (`a` dims then `b` dims).
+    fn kept_order(&self, dims: &[usize]) -> Vec<usize> {
+        self.full_order
+            .iter()
+            .copied()
+            .filter(|d| !dims.contains(d))
+            .collect()
+    }
 }
 
 impl Tensor {
@@ -65,28 +74,23 @@ impl Tensor {
                 a: ms[..p0].iter().product(),
                 r: ms[p0..p1].iter().product(),
                 b: ms[p1..].iter().product(),
-                kept_order: order
-                    .iter()
-                    .copied()
-                    .filter(|d| !dims.contains(d))
-                    .collect(),
                 full_order: order,
             };
         }
         let kept: Vec<usize> = (0..self.rank()).filter(|i| !dims.contains(i)).collect();
         let perm: Vec<usize> = kept.iter().chain(dims.iter()).copied().collect();
-        let perm_all = perm.clone();
-        let moved = self
-            .permute(perm)
-            .expect("a permutation of all dims")
-            .contiguous();
+        // A plain view (not the recorded `permute`): this op records its own VJP.
+        let layout = self
+            .layout()
+            .permute(&perm)
+            .expect("a permutation of all dims");
+        let moved = self.view_with(layout).contiguous_data();
         ArbPlan {
             buf: moved,
             a: kept.iter().map(|&i| shape[i]).product(),
             r: dims.iter().map(|&i| shape[i]).product(),
             b: 1,
-            kept_order: kept,
-            full_order: perm_all,
+            full_order: perm,
         }
     }
 
@@ -133,14 +137,9 @@ impl Tensor {
                 format!("reducing an empty dim of shape {:?}", self.shape()),
             ));
         }
-        let ArbPlan {
-            buf,
-            a,
-            r,
-            b,
-            kept_order,
-            ..
-        } = self.arb_plan(&dims);
+        let plan = self.arb_plan(&dims);
+        let kept_order = plan.kept_order(&dims);
+        let ArbPlan { buf, a, r, b, .. } = plan;
         let storage = buf.storage();
         let out = with_dtype!(&*storage, T, s => {
             let off = buf.layout().offset();
@@ -306,14 +305,9 @@ impl Tensor {
                 format!("empty dim {d} of shape {:?}", x.shape()),
             ));
         }
-        let ArbPlan {
-            buf,
-            a,
-            r,
-            b,
-            kept_order,
-            ..
-        } = x.arb_plan(&[d]);
+        let plan = x.arb_plan(&[d]);
+        let kept_order = plan.kept_order(&[d]);
+        let ArbPlan { buf, a, r, b, .. } = plan;
         let storage = buf.storage();
         let mut idx = vec![0usize; a * b];
         with_dtype!(&*storage, T, s => {
@@ -394,6 +388,3 @@ impl Tensor {
         self.softmax_impl("log_softmax", d, true)
     }
 }
-
-#[allow(dead_code)]
-fn _uses<T: Element>() {}

@@ -225,7 +225,6 @@ impl Layout {
         }
         while oi < old.len() {
             // Grow a run of old dims [oi, oj) that are mutually contiguous.
-            let run_start = oi;
             let mut run_size = old[oi].0;
             let mut oj = oi + 1;
             while oj < old.len() && old[oj - 1].1 == old[oj].1 * old[oj].0 as isize {
@@ -252,7 +251,6 @@ impl Layout {
                 new_strides[k] = acc;
                 acc *= new_shape[k] as isize;
             }
-            let _ = run_start;
             oi = oj;
         }
         if ni != new_shape.len() {
