@@ -4,6 +4,7 @@
 
 mod bench;
 mod planned;
+mod train;
 
 use std::process::ExitCode;
 
@@ -19,10 +20,10 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Train a model on a built-in task or corpus (planned)
-    Train(planned::PlannedArgs),
-    /// Generate text from a trained model (planned)
-    Sample(planned::PlannedArgs),
+    /// Train a GPT on the built-in addition task or a text file
+    Train(train::TrainArgs),
+    /// Generate text from a trained model
+    Sample(train::SampleArgs),
     /// Embed sentences with a MiniLM-compatible encoder (planned)
     Embed(planned::PlannedArgs),
     /// Cosine similarity between embedded sentences (planned)
@@ -56,8 +57,8 @@ fn main() -> ExitCode {
     };
     ricci::kernels::par::init_from_env();
     let result = match cli.command {
-        Command::Train(_) => Ok(planned::not_implemented("train")),
-        Command::Sample(_) => Ok(planned::not_implemented("sample")),
+        Command::Train(args) => train::run(&args),
+        Command::Sample(args) => train::sample(&args),
         Command::Embed(_) => Ok(planned::not_implemented("embed")),
         Command::Similarity(_) => Ok(planned::not_implemented("similarity")),
         Command::Einsum(_) => Ok(planned::not_implemented("einsum")),

@@ -23,10 +23,14 @@
 //! ```
 
 pub mod autograd;
+pub mod data;
 mod error;
 pub mod io;
 pub mod kernels;
+pub mod models;
+pub mod nn;
 pub mod ops;
+pub mod optim;
 pub mod tensor;
 
 pub use autograd::no_grad;

@@ -30,6 +30,10 @@ impl Grads {
     pub fn remove(&mut self, t: &Tensor) -> Option<Tensor> {
         self.map.remove(&t.id())
     }
+    /// Sets (or replaces) the gradient of `t`, e.g. after clipping it.
+    pub fn insert(&mut self, t: &Tensor, grad: Tensor) {
+        self.map.insert(t.id(), grad);
+    }
     /// Number of tensors with a gradient.
     pub fn len(&self) -> usize {
         self.map.len()

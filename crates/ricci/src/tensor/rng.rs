@@ -10,7 +10,9 @@
 /// let mut b = Rng::new(7);
 /// assert_eq!(a.next_u64(), b.next_u64());
 /// ```
-#[derive(Clone, Debug)]
+/// Serialisable (serde), so a checkpoint can store where a stream stands and
+/// a resumed run continues it exactly.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Rng {
     s: [u64; 4],
     spare_normal: Option<f64>,

@@ -1,0 +1,3 @@
+//! Whole models built from [`crate::nn`] layers.
+
+pub mod gpt;
