@@ -9,9 +9,9 @@ fn ricci() -> Command {
     Command::cargo_bin("ricci").expect("the ricci binary is built for integration tests")
 }
 
-const PLANNED: [&str; 8] = [
-    "train",
-    "sample",
+const BUILT: [&str; 3] = ["train", "sample", "bench"];
+
+const PLANNED: [&str; 6] = [
     "embed",
     "similarity",
     "einsum",
@@ -23,7 +23,7 @@ const PLANNED: [&str; 8] = [
 #[test]
 fn help_lists_every_subcommand() {
     let mut assert = ricci().arg("--help").assert().success();
-    for name in PLANNED.iter().chain(&["bench"]) {
+    for name in PLANNED.iter().chain(&BUILT) {
         assert = assert.stdout(predicate::str::contains(*name));
     }
 }

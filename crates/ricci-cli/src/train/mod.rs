@@ -296,11 +296,15 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode, CliError> {
             last = (val, acc);
             checkpoint::save(&out, &model, &opt.state(), &progress)?;
             log.write(&out)?;
-            bar.println(format!(
-                "step {:>6} | train loss {train_loss:.4} | val loss {val:.4}{}",
-                progress.step,
-                acc.map_or(String::new(), |a| format!(" | accuracy {:.2}%", 100.0 * a))
-            ));
+            report(
+                &bar,
+                args.quiet,
+                format!(
+                    "step {:>6} | train loss {train_loss:.4} | val loss {val:.4}{}",
+                    progress.step,
+                    acc.map_or(String::new(), |a| format!(" | accuracy {:.2}%", 100.0 * a))
+                ),
+            );
         }
         if stop {
             bar.abandon();
@@ -394,6 +398,15 @@ fn print_summary(s: &Summary, task: &Task, model: &Gpt) -> Result<(), CliError> 
     }
     println!("checkpoint: {}", s.out.display());
     Ok(())
+}
+
+/// A line above the progress bar, or on stderr when there is no bar.
+fn report(bar: &ProgressBar, quiet: bool, line: String) {
+    if !bar.is_hidden() {
+        bar.println(line);
+    } else if !quiet {
+        eprintln!("{line}");
+    }
 }
 
 fn progress_bar(hidden: bool, steps: usize, at: usize) -> ProgressBar {

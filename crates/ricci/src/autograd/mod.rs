@@ -12,12 +12,14 @@
 //! VJPs recompute what they need from the op's inputs rather than saving
 //! its output, so no tensor holds a reference to itself through its graph.
 
+mod check;
 mod engine;
 pub mod functional;
 
 use std::cell::Cell;
 use std::sync::Arc;
 
+pub use check::{gradcheck, GradcheckOptions};
 pub use engine::{grad_of, Grads};
 pub use functional::{grad, hessian, hvp, jacobian, jvp, vjp};
 

@@ -1,0 +1,398 @@
+//! Layers, losses and models: gradients against finite differences (first
+//! and second order, f64), the causal property of attention, dropout's
+//! statistics, and clear errors for bad state dicts and configurations.
+
+use ricci::autograd::{gradcheck, GradcheckOptions};
+use ricci::data::CharText;
+use ricci::models::gpt::{Gpt, GptConfig};
+use ricci::nn::{
+    causal_attention, cross_entropy, Activation, CausalSelfAttention, Dropout, LayerNorm, Linear,
+    Mlp, Module, RmsNorm, Var,
+};
+use ricci::{DType, Rng, Tensor};
+
+fn second_order() -> GradcheckOptions {
+    GradcheckOptions {
+        second_order: true,
+        ..GradcheckOptions::default()
+    }
+}
+
+fn randn(shape: &[usize], rng: &mut Rng) -> Tensor {
+    Tensor::randn(shape, DType::F64, rng)
+}
+
+#[test]
+fn cross_entropy_gradients_to_second_order_with_ignored_targets() {
+    let mut rng = Rng::new(1);
+    let logits = randn(&[6, 5], &mut rng).mul_scalar(3.0);
+    let targets = Tensor::from_vec(vec![0.0f64, 4.0, -1.0, 2.0, -1.0, 1.0], &[6]).unwrap();
+    gradcheck(
+        |x| cross_entropy(&x[0], &targets, Some(-1)),
+        &[logits],
+        &second_order(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn cross_entropy_equals_the_mean_negative_log_likelihood_of_kept_targets() {
+    let logits = Tensor::from_vec(
+        vec![1.0f64, 2.0, 3.0, 0.5, 0.5, 0.5, -1.0, 0.0, 1.0],
+        &[3, 3],
+    )
+    .unwrap();
+    let targets = Tensor::from_vec(vec![2.0f64, -100.0, 0.0], &[3]).unwrap();
+    let loss = cross_entropy(&logits, &targets, Some(-100))
+        .unwrap()
+        .to_f64()
+        .unwrap();
+    let nll =
+        |row: [f64; 3], t: usize| -> f64 { row.iter().map(|x| x.exp()).sum::<f64>().ln() - row[t] };
+    let expected = (nll([1.0, 2.0, 3.0], 2) + nll([-1.0, 0.0, 1.0], 0)) / 2.0;
+    assert!((loss - expected).abs() < 1e-12, "{loss} vs {expected}");
+    let bad = Tensor::from_vec(vec![3.0f64, 0.0, 0.0], &[3]).unwrap();
+    let err = cross_entropy(&logits, &bad, None).unwrap_err().to_string();
+    assert!(
+        err.contains("cross_entropy") && err.contains("target 3"),
+        "{err}"
+    );
+}
+
+#[test]
+fn causal_attention_gradients_to_second_order() {
+    let mut rng = Rng::new(2);
+    let qkv: Vec<Tensor> = (0..3).map(|_| randn(&[2, 4, 3], &mut rng)).collect();
+    gradcheck(
+        |x| causal_attention(&x[0], &x[1], &x[2]),
+        &qkv,
+        &second_order(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn attention_output_never_depends_on_later_tokens() {
+    let mut rng = Rng::new(3);
+    let attn = CausalSelfAttention::new(8, 2, DType::F64, &mut rng).unwrap();
+    let x = randn(&[1, 5, 8], &mut rng);
+    let y = attn.forward(&x).unwrap();
+    // Change only the last token: the first four outputs stay exactly the same.
+    let bump = Tensor::zeros(&[1, 4, 8], DType::F64);
+    let last = randn(&[1, 1, 8], &mut rng);
+    let x2 = x.add(&Tensor::cat(&[&bump, &last], 1).unwrap()).unwrap();
+    let y2 = attn.forward(&x2).unwrap();
+    let head = |t: &Tensor| t.narrow(1, 0, 4).unwrap().to_vec::<f64>().unwrap();
+    assert_eq!(head(&y), head(&y2));
+    assert_ne!(
+        y.narrow(1, 4, 1).unwrap().to_vec_f64(),
+        y2.narrow(1, 4, 1).unwrap().to_vec_f64()
+    );
+}
+
+#[test]
+fn layer_norm_and_rms_norm_gradients_to_second_order() {
+    let mut rng = Rng::new(4);
+    let x = randn(&[3, 6], &mut rng);
+    let w = randn(&[6], &mut rng);
+    let b = randn(&[6], &mut rng);
+    let layer_norm = |xs: &[Tensor]| {
+        // The module's normalisation (weight 1, bias 0), then a graph-input affine map.
+        let ln = LayerNorm::new(6, 1e-5, true, DType::F64);
+        ln.forward(&xs[0])?.mul(&xs[1])?.add(&xs[2])
+    };
+    gradcheck(layer_norm, &[x.clone(), w.clone(), b], &second_order()).unwrap();
+    let rms = |xs: &[Tensor]| {
+        RmsNorm::new(6, 1e-6, DType::F64)
+            .forward(&xs[0])?
+            .mul(&xs[1])
+    };
+    gradcheck(rms, &[x, w], &second_order()).unwrap();
+}
+
+#[test]
+fn layer_norm_normalises_rows() {
+    let mut rng = Rng::new(5);
+    let x = randn(&[4, 16], &mut rng).mul_scalar(7.0).add_scalar(3.0);
+    let y = LayerNorm::new(16, 1e-5, true, DType::F64)
+        .forward(&x)
+        .unwrap();
+    let mean = y.mean(-1, false).unwrap().to_vec_f64();
+    let var = y.var_correction(-1, 0, false).unwrap().to_vec_f64();
+    assert!(mean.iter().all(|m| m.abs() < 1e-12), "{mean:?}");
+    assert!(var.iter().all(|v| (v - 1.0).abs() < 1e-5), "{var:?}");
+}
+
+#[test]
+fn mlp_and_linear_gradients_match_finite_differences() {
+    let mut rng = Rng::new(6);
+    let mlp = Mlp::new(4, 8, Activation::Gelu, DType::F64, &mut rng);
+    let x = randn(&[3, 4], &mut rng);
+    gradcheck(|xs| mlp.forward(&xs[0]), &[x.clone()], &second_order()).unwrap();
+    let relu = Mlp::new(4, 8, Activation::Relu, DType::F64, &mut rng);
+    gradcheck(
+        |xs| relu.forward(&xs[0]),
+        &[x],
+        &GradcheckOptions::default(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn gpt_gradient_reaches_every_parameter_and_matches_finite_differences() {
+    let config = GptConfig {
+        vocab_size: 7,
+        n_layer: 2,
+        n_head: 2,
+        n_embd: 8,
+        block_size: 5,
+        ..GptConfig::default()
+    };
+    let model = Gpt::new(&config, DType::F64, &mut Rng::new(7)).unwrap();
+    let ids = Tensor::from_indices(&[1, 2, 3, 4, 0, 6, 5, 4], &[2, 4], DType::F64).unwrap();
+    let targets =
+        Tensor::from_vec(vec![2.0f64, 3.0, 4.0, -1.0, 6.0, 5.0, 4.0, 3.0], &[2, 4]).unwrap();
+    let loss = model.loss(&ids, &targets).unwrap();
+    let grads = loss.backward().unwrap();
+    let params = model.named_parameters();
+    assert_eq!(params.len(), 2 + 2 * 12 + 2 + 1);
+    for (name, var) in &params {
+        let g = grads
+            .get(var.tensor())
+            .unwrap_or_else(|| panic!("no gradient for {name}"));
+        // Directional derivative against a finite difference of the loss.
+        let v = Tensor::randn(var.shape(), DType::F64, &mut Rng::new(name.len() as u64));
+        let ad = g.mul(&v).unwrap().sum_all().to_f64().unwrap();
+        let original = var.tensor().detach().copy();
+        let at = |s: f64| {
+            var.assign(&original.add(&v.mul_scalar(s)).unwrap())
+                .unwrap();
+            model.loss(&ids, &targets).unwrap().to_f64().unwrap()
+        };
+        let fd = (at(1e-6) - at(-1e-6)) / 2e-6;
+        var.assign(&original).unwrap();
+        assert!(
+            (ad - fd).abs() < 1e-6 * (1.0 + fd.abs()),
+            "{name}: autodiff {ad}, finite differences {fd}"
+        );
+    }
+}
+
+#[test]
+fn state_dict_round_trip_and_refusals() {
+    let config = GptConfig {
+        vocab_size: 5,
+        n_layer: 1,
+        n_head: 1,
+        n_embd: 4,
+        block_size: 3,
+        ..GptConfig::default()
+    };
+    let a = Gpt::new(&config, DType::F32, &mut Rng::new(1)).unwrap();
+    let b = Gpt::new(&config, DType::F32, &mut Rng::new(2)).unwrap();
+    let ids = Tensor::from_indices(&[1, 2, 3], &[1, 3], DType::F32).unwrap();
+    assert_ne!(
+        a.forward(&ids).unwrap().to_vec::<f32>().unwrap(),
+        b.forward(&ids).unwrap().to_vec::<f32>().unwrap()
+    );
+    b.load_state_dict(&a.state_dict()).unwrap();
+    assert_eq!(
+        a.forward(&ids).unwrap().to_vec::<f32>().unwrap(),
+        b.forward(&ids).unwrap().to_vec::<f32>().unwrap()
+    );
+
+    let mut missing = a.state_dict();
+    missing.retain(|(n, _)| n != "ln_f.bias");
+    let err = b.load_state_dict(&missing).unwrap_err().to_string();
+    assert!(err.contains("missing tensor 'ln_f.bias'"), "{err}");
+
+    let mut extra = a.state_dict();
+    extra.push((
+        "blocks.7.mlp.fc.weight".into(),
+        Tensor::zeros(&[1], DType::F32),
+    ));
+    let err = b.load_state_dict(&extra).unwrap_err().to_string();
+    assert!(
+        err.contains("unexpected tensor 'blocks.7.mlp.fc.weight'"),
+        "{err}"
+    );
+
+    let wider = GptConfig {
+        n_embd: 8,
+        n_head: 2,
+        ..config
+    };
+    let c = Gpt::new(&wider, DType::F32, &mut Rng::new(3)).unwrap();
+    let err = c.load_state_dict(&a.state_dict()).unwrap_err().to_string();
+    assert!(
+        err.contains("'wte.weight' is [5, 4]") && err.contains("expects [5, 8]"),
+        "{err}"
+    );
+}
+
+#[test]
+fn tied_weights_share_one_parameter() {
+    let config = GptConfig {
+        vocab_size: 5,
+        n_layer: 1,
+        n_head: 1,
+        n_embd: 4,
+        block_size: 3,
+        tie_weights: true,
+        ..GptConfig::default()
+    };
+    let model = Gpt::new(&config, DType::F64, &mut Rng::new(1)).unwrap();
+    let names: Vec<String> = model
+        .named_parameters()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert!(
+        names.contains(&"wte.weight".to_string())
+            && !names.iter().any(|n| n.starts_with("lm_head"))
+    );
+    let ids = Tensor::from_indices(&[1, 2], &[1, 2], DType::F64).unwrap();
+    let targets = Tensor::from_vec(vec![2.0f64, 3.0], &[1, 2]).unwrap();
+    let grads = model.loss(&ids, &targets).unwrap().backward().unwrap();
+    // The tied embedding receives gradient from the head too: rows of tokens
+    // never used as input still get one.
+    let g = grads
+        .get(model.wte.weight.tensor())
+        .unwrap()
+        .narrow(0, 4, 1)
+        .unwrap()
+        .to_vec_f64();
+    assert!(g.iter().any(|x| *x != 0.0), "{g:?}");
+}
+
+#[test]
+fn bad_configurations_are_refused_with_the_reason() {
+    let config = GptConfig {
+        n_embd: 10,
+        n_head: 3,
+        ..GptConfig::default()
+    };
+    let err = Gpt::new(&config, DType::F32, &mut Rng::new(0))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("n_embd (10) must be divisible by n_head (3)"),
+        "{err}"
+    );
+    let small = GptConfig {
+        vocab_size: 5,
+        n_layer: 1,
+        n_head: 1,
+        n_embd: 4,
+        block_size: 3,
+        ..GptConfig::default()
+    };
+    let model = Gpt::new(&small, DType::F32, &mut Rng::new(0)).unwrap();
+    let long = Tensor::zeros(&[1, 4], DType::F32);
+    let err = model.forward(&long).unwrap_err().to_string();
+    assert!(
+        err.contains("sequence length 4 exceeds block_size 3"),
+        "{err}"
+    );
+    let err = model
+        .forward(&Tensor::full(&[1, 2], 9.0, DType::F32))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("embedding"), "{err}");
+}
+
+#[test]
+fn greedy_generation_is_deterministic_and_sampling_follows_the_seed() {
+    let config = GptConfig {
+        vocab_size: 9,
+        n_layer: 1,
+        n_head: 2,
+        n_embd: 8,
+        block_size: 4,
+        ..GptConfig::default()
+    };
+    let model = Gpt::new(&config, DType::F32, &mut Rng::new(0)).unwrap();
+    let prompt = Tensor::from_indices(&[1, 2], &[1, 2], DType::F32).unwrap();
+    let greedy = |seed| {
+        model
+            .generate(&prompt, 6, 0.0, None, &mut Rng::new(seed))
+            .unwrap()
+            .to_vec_f64()
+    };
+    assert_eq!(greedy(1), greedy(2));
+    assert_eq!(
+        greedy(1).len(),
+        8,
+        "context is cropped to block_size, the output is not"
+    );
+    let sample = |seed| {
+        model
+            .generate(&prompt, 30, 5.0, Some(3), &mut Rng::new(seed))
+            .unwrap()
+            .to_vec_f64()
+    };
+    assert_eq!(sample(4), sample(4));
+    assert_ne!(sample(4), sample(5));
+}
+
+#[test]
+fn dropout_zeroes_a_fraction_p_and_keeps_the_mean_in_training_only() {
+    let mut d = Dropout::new(0.25, 9).unwrap();
+    let x = Tensor::ones(&[100_000], DType::F64);
+    let y = d.forward(&x).unwrap().to_vec_f64();
+    let zeros = y.iter().filter(|v| **v == 0.0).count() as f64 / y.len() as f64;
+    assert!((zeros - 0.25).abs() < 0.01, "{zeros}");
+    assert!(y
+        .iter()
+        .all(|v| *v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-12));
+    d.set_training(false);
+    assert_eq!(d.forward(&x).unwrap().to_vec_f64(), x.to_vec_f64());
+    assert!(Dropout::new(1.0, 0).is_err());
+}
+
+#[test]
+fn var_assign_is_seen_through_every_handle_and_checks_shapes() {
+    let lin = Linear::new(2, 3, true, DType::F32, &mut Rng::new(0));
+    let handle: Var = lin.weight.clone();
+    lin.weight
+        .assign(&Tensor::ones(&[3, 2], DType::F32))
+        .unwrap();
+    assert_eq!(handle.tensor().to_vec::<f32>().unwrap(), vec![1.0; 6]);
+    let err = handle
+        .assign(&Tensor::ones(&[2, 3], DType::F32))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("[3, 2]") && err.contains("[2, 3]"), "{err}");
+}
+
+#[test]
+fn char_text_refuses_empty_short_and_binary_input() {
+    let err = CharText::from_text("", 8, "empty.txt")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("empty.txt") && err.contains("empty"), "{err}");
+    let err = CharText::from_text("abcdefghij", 8, "short.txt")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("short.txt") && err.contains("too short"),
+        "{err}"
+    );
+    let dir = std::env::temp_dir().join(format!("ricci-nn-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = dir.join("data.bin");
+    std::fs::write(&bin, [0u8, 159, 146, 150, 1, 2, 3]).unwrap();
+    let err = CharText::from_file(&bin, 2).unwrap_err().to_string();
+    assert!(err.contains("data.bin") && err.contains("binary"), "{err}");
+    std::fs::write(&bin, [b'a', 0xFF, b'b']).unwrap();
+    let err = CharText::from_file(&bin, 2).unwrap_err().to_string();
+    assert!(
+        err.contains("not UTF-8") && err.contains("offset 1"),
+        "{err}"
+    );
+    let err = CharText::from_file(dir.join("missing.txt"), 2)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("missing.txt"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
