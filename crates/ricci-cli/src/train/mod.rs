@@ -459,13 +459,13 @@ fn new_config(args: &TrainArgs) -> Result<RunConfig, CliError> {
             GptConfig {
                 n_layer: 2,
                 n_head: 4,
-                n_embd: 128,
+                n_embd: 64,
                 block_size: 11,
                 ..GptConfig::default()
             },
-            128,
-            1500,
-            2e-3,
+            64,
+            2000,
+            3e-3,
             250,
         ),
     };
