@@ -128,7 +128,12 @@ fn mlp_and_linear_gradients_match_finite_differences() {
     let mut rng = Rng::new(6);
     let mlp = Mlp::new(4, 8, Activation::Gelu, DType::F64, &mut rng);
     let x = randn(&[3, 4], &mut rng);
-    gradcheck(|xs| mlp.forward(&xs[0]), &[x.clone()], &second_order()).unwrap();
+    gradcheck(
+        |xs| mlp.forward(&xs[0]),
+        std::slice::from_ref(&x),
+        &second_order(),
+    )
+    .unwrap();
     let relu = Mlp::new(4, 8, Activation::Relu, DType::F64, &mut rng);
     gradcheck(
         |xs| relu.forward(&xs[0]),

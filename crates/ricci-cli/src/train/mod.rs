@@ -141,7 +141,7 @@ impl Task {
     /// evaluating never moves the training stream).
     fn val_loss(&self, model: &Gpt, b: usize, t: usize, seed: u64) -> ricci::Result<f64> {
         let _guard = ricci::no_grad();
-        let mut rng = Rng::new(seed ^ 0x5EED_0F_E7A1);
+        let mut rng = Rng::new(seed ^ 0x005E_ED0F_E7A1);
         let batches = match self {
             Task::Addition(_) => 4,
             Task::Text(_) => 8,
@@ -281,7 +281,7 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode, CliError> {
         ));
 
         let stop = interrupted.load(Ordering::SeqCst);
-        let at_eval = tc.eval_every > 0 && progress.step % tc.eval_every == 0;
+        let at_eval = tc.eval_every > 0 && progress.step.is_multiple_of(tc.eval_every);
         if at_eval || progress.step == last_step || stop {
             model.set_training(false);
             let val = task.val_loss(&model, b, t, tc.seed)?;

@@ -70,7 +70,7 @@ impl GptConfig {
         if self.vocab_size == 0 || self.n_layer == 0 || self.n_embd == 0 || self.block_size == 0 {
             return bad(format!("sizes must be positive: {self:?}"));
         }
-        if self.n_head == 0 || self.n_embd % self.n_head != 0 {
+        if self.n_head == 0 || !self.n_embd.is_multiple_of(self.n_head) {
             return bad(format!(
                 "n_embd ({}) must be divisible by n_head ({})",
                 self.n_embd, self.n_head

@@ -46,7 +46,7 @@ pub struct CausalSelfAttention {
 
 impl CausalSelfAttention {
     pub fn new(n_embd: usize, n_head: usize, dtype: DType, rng: &mut Rng) -> Result<Self> {
-        if n_head == 0 || n_embd % n_head != 0 {
+        if n_head == 0 || !n_embd.is_multiple_of(n_head) {
             return Err(Error::invalid(
                 "CausalSelfAttention",
                 format!("n_embd ({n_embd}) must be divisible by n_head ({n_head})"),

@@ -8,7 +8,7 @@
 
 use super::{apply_rule, load_buffers, named_buffers, zero_state, Optimizer, Rule};
 use crate::autograd::Grads;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::nn::Var;
 use crate::tensor::{Element, Tensor};
 
@@ -126,15 +126,9 @@ impl AdamCore {
     }
 
     fn load_state(&mut self, saved: &[(String, Tensor)]) -> Result<()> {
-        let step = super::state_tensor(saved, "step", &[])?.to_f64()?;
-        if step < 0.0 || step.fract() != 0.0 {
-            return Err(Error::invalid(
-                "optimizer state",
-                format!("step must be a whole number, got {step}"),
-            ));
-        }
+        let step = super::saved_step(saved)?;
         load_buffers(&self.params, &self.state, &BUFFERS, saved)?;
-        self.step = step as u64;
+        self.step = step;
         Ok(())
     }
 }

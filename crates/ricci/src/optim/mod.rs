@@ -48,7 +48,11 @@ pub trait Optimizer {
     fn step(&mut self, grads: &Grads) -> Result<()>;
     fn lr(&self) -> f64;
     fn set_lr(&mut self, lr: f64);
-    /// The state as named tensors (for checkpoints).
+    /// The state as named tensors (for checkpoints): handles to the live
+    /// buffers, so write them out (or copy them) before the next step.
+    /// The step count is one for the whole optimizer; PyTorch counts per
+    /// parameter, which differs only for parameters that sometimes receive
+    /// no gradient.
     fn state(&self) -> Vec<(String, Tensor)>;
     /// Restores a state written by [`Optimizer::state`] of the same optimizer
     /// over the same parameters.
@@ -114,6 +118,18 @@ impl WarmupCosine {
         let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
         self.min_lr + (self.base_lr - self.min_lr) * cosine
     }
+}
+
+/// The `step` count of a saved state: a whole number >= 0.
+pub(crate) fn saved_step(state: &[(String, Tensor)]) -> Result<u64> {
+    let step = state_tensor(state, "step", &[])?.to_f64()?;
+    if !(step >= 0.0 && step.fract() == 0.0) {
+        return Err(Error::invalid(
+            "optimizer state",
+            format!("step must be a whole number >= 0, got {step}"),
+        ));
+    }
+    Ok(step as u64)
 }
 
 /// Finds `name` in a saved state, checking its shape.

@@ -110,9 +110,9 @@ impl Optimizer for Sgd {
         s
     }
     fn load_state(&mut self, saved: &[(String, Tensor)]) -> Result<()> {
-        let step = super::state_tensor(saved, "step", &[])?.to_f64()?;
+        let step = super::saved_step(saved)?;
         load_buffers(&self.params, &self.state, &BUFFERS, saved)?;
-        self.step = step.max(0.0) as u64;
+        self.step = step;
         Ok(())
     }
 }
