@@ -211,8 +211,10 @@ def run_ricci(binary, config, steps, threads, data=None):
         "config": config,
         "threads": threads,
         "steps": steps,
-        "tokens_per_s": summary["tokens_per_s"],
-        "step_ms_mean": 1e3 * batch * block / summary["tokens_per_s"] if summary["tokens_per_s"] else None,
+        # Same measure as the PyTorch side: tokens of one batch over the median step.
+        "tokens_per_s": 1e3 * batch * block / summary["step_ms_median"],
+        "step_ms_median": summary["step_ms_median"],
+        "tokens_per_s_all_steps": summary["tokens_per_s"],
         "peak_rss_mb": summary["peak_rss_mb"],
         "child_maxrss_mb": usage.ru_maxrss / 1024.0,
         "wall_s": wall,

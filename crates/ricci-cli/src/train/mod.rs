@@ -89,7 +89,10 @@ struct Summary {
     val_loss: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     accuracy: Option<f64>,
+    /// Tokens per second over this run's training steps (evaluation excluded).
     tokens_per_s: f64,
+    /// Median time of one training step in this run (robust to warm-up).
+    step_ms_median: f64,
     wall_s: f64,
     peak_rss_mb: f64,
     parameters: usize,
@@ -249,6 +252,7 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode, CliError> {
     let mut train_loss = f64::NAN;
     let mut tokens_this_run = 0usize;
     let mut seconds_this_run = 0.0f64;
+    let mut step_seconds: Vec<f64> = Vec::new();
     let mut last = (f64::NAN, None);
     while progress.step < last_step {
         let started = Instant::now();
@@ -272,6 +276,7 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode, CliError> {
         let dt = started.elapsed().as_secs_f64();
         progress.train_seconds += dt;
         seconds_this_run += dt;
+        step_seconds.push(dt);
         tokens_this_run += x.numel();
         log.push(progress.step, lr, train_loss);
         bar.set_position(progress.step as u64);
@@ -335,6 +340,7 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode, CliError> {
         } else {
             0.0
         },
+        step_ms_median: 1e3 * median(&mut step_seconds),
         wall_s: wall.elapsed().as_secs_f64(),
         peak_rss_mb: peak_rss_mb(),
         parameters: model.num_parameters(),
@@ -421,6 +427,14 @@ fn progress_bar(hidden: bool, steps: usize, at: usize) -> ProgressBar {
     }
     bar.set_position(at as u64);
     bar
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 /// The process's peak resident memory (Linux `VmHWM`), in MB; 0 where unknown.

@@ -5,7 +5,7 @@
 
 use super::{prefixed, Linear, Module, Var};
 use crate::error::{Error, Result};
-use crate::tensor::{DType, Rng, Tensor};
+use crate::tensor::{with_type, DType, Element, Rng, Tensor};
 
 /// Scaled dot-product attention with a causal mask over `[.., T, D]`
 /// queries, keys and values: position `i` attends to positions `<= i`.
@@ -25,14 +25,25 @@ pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
     }
     let t = q.shape()[q.rank() - 2];
     let d = q.shape()[q.rank() - 1];
-    let scores = q
-        .matmul(&k.transpose(-2, -1)?)?
-        .mul_scalar(1.0 / (d as f64).sqrt());
-    let future = Tensor::ones(&[t, t], q.dtype()).triu(1)?;
-    let att = scores
-        .masked_fill(&future, f64::NEG_INFINITY)?
-        .softmax(-1)?;
+    // Scale the queries rather than the scores: [T, D] is smaller than [T, T]
+    // whenever the context is longer than a head.
+    let q = q.mul_scalar(1.0 / (d as f64).sqrt());
+    let scores = q.matmul(&k.transpose(-2, -1)?)?;
+    // An additive mask (-inf above the diagonal) costs no pass in the
+    // backward: the gradient of an addition is the incoming gradient.
+    let att = scores.add(&causal_mask(t, q.dtype()))?.softmax(-1)?;
     att.matmul(v)
+}
+
+/// `[t, t]`: 0 where a query may attend (key position <= query position), -inf elsewhere.
+fn causal_mask(t: usize, dtype: DType) -> Tensor {
+    with_type!(dtype, T => {
+        let mut m = vec![T::ZERO; t * t];
+        for i in 0..t {
+            m[i * t + i + 1..(i + 1) * t].fill(T::NEG_INFINITY);
+        }
+        Tensor::from_typed(m, &[t, t])
+    })
 }
 
 /// Multi-head causal self-attention over `[batch, seq, n_embd]`.
