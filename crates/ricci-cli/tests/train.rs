@@ -340,3 +340,62 @@ fn foreign_or_torn_checkpoints_are_refused_and_left_intact() {
     std::fs::remove_dir_all(&dir).ok();
     std::fs::remove_dir_all(&other).ok();
 }
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_saves_a_checkpoint_that_resumes() {
+    let dir = scratch("sigint");
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ricci"))
+        .arg("train")
+        .args(SMALL)
+        .args([
+            "--quiet",
+            "--steps",
+            "1000000",
+            "--out",
+            dir.to_str().unwrap(),
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first evaluation's checkpoint, then interrupt.
+    let csv = dir.join("loss.csv");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !csv.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint after 120 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("interrupted: checkpoint saved"), "{err}");
+    let config: serde_json::Value = serde_json::from_str(&read(&dir.join("config.json"))).unwrap();
+    assert_eq!(config["train"]["steps"], 1_000_000);
+    let rows = read(&csv).lines().count() - 1;
+    assert!(rows >= 10, "{rows}");
+    // The interrupted run continues from where it stopped.
+    let out = ricci()
+        .args([
+            "train",
+            "--quiet",
+            "--json",
+            "--resume",
+            dir.to_str().unwrap(),
+        ])
+        .args(["--steps", &(rows + 5).to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["steps"], rows + 5);
+    assert_eq!(read(&csv).lines().count() - 1, rows + 5);
+    std::fs::remove_dir_all(&dir).ok();
+}
