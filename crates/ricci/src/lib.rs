@@ -23,6 +23,7 @@
 //! ```
 
 pub mod autograd;
+pub mod einsum;
 mod error;
 pub mod io;
 pub mod kernels;
@@ -30,6 +31,10 @@ pub mod ops;
 pub mod tensor;
 
 pub use autograd::no_grad;
+pub use einsum::{
+    contract_network, einsum, einsum_path, einsum_path_with, einsum_with, EinsumPath, PathOptions,
+    Strategy,
+};
 pub use error::{Error, Result};
 pub use ops::{linear, Dim, Dims};
 pub use tensor::{DType, Element, Layout, Rng, Tensor};
