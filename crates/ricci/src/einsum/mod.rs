@@ -43,7 +43,7 @@ mod network;
 mod parse;
 mod path;
 
-pub use network::contract_network;
+pub use network::{contract_network, contract_network_path};
 pub use path::{EinsumPath, PathOptions, PathStep, Strategy, OPTIMAL_MAX_OPERANDS};
 
 use crate::error::Result;

@@ -12,7 +12,7 @@
 
 use super::exec;
 use super::parse::{generated_name, Expr};
-use super::path::{self, PathOptions};
+use super::path::{self, EinsumPath, PathOptions};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -33,13 +33,39 @@ const OP: &str = "contract_network";
 /// # Ok::<(), ricci::Error>(())
 /// ```
 pub fn contract_network(tensors: &[&Tensor], labels: &[&[i64]]) -> Result<Tensor> {
-    let expr = network_expr(tensors, labels)?;
+    if let Some(first) = tensors.first() {
+        for t in &tensors[1..] {
+            first.same_dtype(OP, t)?;
+        }
+    }
+    let shapes: Vec<&[usize]> = tensors.iter().map(|t| t.shape()).collect();
+    let expr = network_expr(&shapes, labels)?;
     let (path, _) = path::plan_path(&expr, &PathOptions::default())?;
     exec::execute(&expr, &path, tensors)
 }
 
+/// The path [`contract_network`] takes for tensors of these shapes, with
+/// its cost (see [`EinsumPath`]); step equations use generated letters.
+///
+/// ```
+/// # use ricci::einsum::contract_network_path;
+/// // A chain of three matrices: the small end is contracted first.
+/// let p = contract_network_path(&[vec![100, 10], vec![10, 100], vec![100, 2]],
+///                               &[&[-1, 1], &[1, 2], &[2, -2]])?;
+/// assert_eq!(p.path[0], vec![1, 2]);
+/// # Ok::<(), ricci::Error>(())
+/// ```
+pub fn contract_network_path<S: AsRef<[usize]>>(
+    shapes: &[S],
+    labels: &[&[i64]],
+) -> Result<EinsumPath> {
+    let shapes: Vec<&[usize]> = shapes.iter().map(|s| s.as_ref()).collect();
+    let expr = network_expr(&shapes, labels)?;
+    path::plan(&expr, &PathOptions::default())
+}
+
 /// Builds the einsum expression of a network, checking its labels.
-fn network_expr(tensors: &[&Tensor], labels: &[&[i64]]) -> Result<Expr> {
+fn network_expr(tensors: &[&[usize]], labels: &[&[i64]]) -> Result<Expr> {
     if tensors.len() != labels.len() {
         return Err(Error::invalid(
             OP,
@@ -53,21 +79,17 @@ fn network_expr(tensors: &[&Tensor], labels: &[&[i64]]) -> Result<Expr> {
     if tensors.is_empty() {
         return Err(Error::invalid(OP, "no tensors"));
     }
-    for t in &tensors[1..] {
-        tensors[0].same_dtype(OP, t)?;
-    }
     // Distinct labels in order of first appearance, with their size, where
     // they were first seen, and how many dims carry them.
     let mut seen: Vec<(i64, usize, usize, usize)> = Vec::new();
     let mut inputs = Vec::with_capacity(tensors.len());
     for (i, (t, ls)) in tensors.iter().zip(labels).enumerate() {
-        if ls.len() != t.rank() {
+        if ls.len() != t.len() {
             return Err(Error::invalid(
                 OP,
                 format!(
-                    "tensor {i} has shape {:?} (rank {}) but {} labels {:?}",
-                    t.shape(),
-                    t.rank(),
+                    "tensor {i} has shape {t:?} (rank {}) but {} labels {:?}",
+                    t.len(),
                     ls.len(),
                     ls
                 ),
@@ -81,7 +103,7 @@ fn network_expr(tensors: &[&Tensor], labels: &[&[i64]]) -> Result<Expr> {
                     format!("tensor {i} dim {d}: label 0 is not allowed (bonds are positive, open legs negative)"),
                 ));
             }
-            let size = t.shape()[d];
+            let size = t[d];
             match seen.iter().position(|s| s.0 == label) {
                 Some(id) => {
                     let (_, first_size, first_tensor, count) = seen[id];
