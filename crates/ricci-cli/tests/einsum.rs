@@ -29,8 +29,16 @@ fn matrix_product_is_written_to_npy() {
     let (a, b) = (values(6, 1.0), values(12, 2.0));
     let a32: Vec<f32> = a.iter().map(|&x| x as f32).collect();
     let b32: Vec<f32> = b.iter().map(|&x| x as f32).collect();
-    io::write_npy(dir.join("a.npy"), &Tensor::from_vec(a32.clone(), &[2, 3]).unwrap()).unwrap();
-    io::write_npy(dir.join("b.npy"), &Tensor::from_vec(b32.clone(), &[3, 4]).unwrap()).unwrap();
+    io::write_npy(
+        dir.join("a.npy"),
+        &Tensor::from_vec(a32.clone(), &[2, 3]).unwrap(),
+    )
+    .unwrap();
+    io::write_npy(
+        dir.join("b.npy"),
+        &Tensor::from_vec(b32.clone(), &[3, 4]).unwrap(),
+    )
+    .unwrap();
     let out = dir.join("c.npy");
     ricci()
         .arg("einsum")
@@ -58,8 +66,16 @@ fn any_f64_input_makes_the_result_f64() {
     let dir = scratch("dtype");
     let a: Vec<f32> = values(3, 0.5).iter().map(|&x| x as f32).collect();
     let b = values(3, 1.5);
-    io::write_npy(dir.join("a.npy"), &Tensor::from_vec(a.clone(), &[3]).unwrap()).unwrap();
-    io::write_npy(dir.join("b.npy"), &Tensor::from_vec(b.clone(), &[3]).unwrap()).unwrap();
+    io::write_npy(
+        dir.join("a.npy"),
+        &Tensor::from_vec(a.clone(), &[3]).unwrap(),
+    )
+    .unwrap();
+    io::write_npy(
+        dir.join("b.npy"),
+        &Tensor::from_vec(b.clone(), &[3]).unwrap(),
+    )
+    .unwrap();
     let out = dir.join("dot.npy");
     ricci()
         .args(["einsum", "i,i"])
@@ -79,7 +95,15 @@ fn any_f64_input_makes_the_result_f64() {
 fn json_plans_from_shapes_alone() {
     // (ab)c: 64*8*64 (+ inner) ... a(bc) costs jkl 8*64*2*2 + ijl 64*8*2*2 = 4096.
     let out = ricci()
-        .args(["einsum", "ij,jk,kl->il", "--json", "--shapes", "64,8", "8,64", "64,2"])
+        .args([
+            "einsum",
+            "ij,jk,kl->il",
+            "--json",
+            "--shapes",
+            "64,8",
+            "8,64",
+            "64,2",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -93,7 +117,14 @@ fn json_plans_from_shapes_alone() {
 #[test]
 fn explain_lists_each_step() {
     ricci()
-        .args(["einsum", "bhqd,bhkd->bhqk", "--explain", "--shapes", "2,4,8,16", "2,4,8,16"])
+        .args([
+            "einsum",
+            "bhqd,bhkd->bhqk",
+            "--explain",
+            "--shapes",
+            "2,4,8,16",
+            "2,4,8,16",
+        ])
         .assert()
         .success()
         .stdout(predicate::str::contains("step 0: operands [0, 1]"))
@@ -120,7 +151,10 @@ fn bad_input_gives_one_clear_error_line() {
         &["einsum", "ij,jk->ik", "--shapes", "2,3", "4,5"],
         "index 'j' has size 3 in operand 0 and size 4 in operand 1",
     );
-    one_error_line(&["einsum", "ij,jk->ik", "--shapes", "2,x"], "bad shape '2,x'");
+    one_error_line(
+        &["einsum", "ij,jk->ik", "--shapes", "2,x"],
+        "bad shape '2,x'",
+    );
     one_error_line(&["einsum", "ij->ji"], "no inputs");
     one_error_line(
         &["einsum", "ij->ji", "/nonexistent/ricci/a.npy"],

@@ -166,7 +166,10 @@ fn random_operands(shapes: &[Vec<usize>], rng: &mut Rng) -> Vec<(Vec<usize>, Vec
         .iter()
         .map(|s| {
             let n: usize = s.iter().product();
-            (s.clone(), (0..n).map(|_| rng.uniform() * 2.0 - 1.0).collect())
+            (
+                s.clone(),
+                (0..n).map(|_| rng.uniform() * 2.0 - 1.0).collect(),
+            )
         })
         .collect()
 }
@@ -174,7 +177,9 @@ fn random_operands(shapes: &[Vec<usize>], rng: &mut Rng) -> Vec<(Vec<usize>, Vec
 /// The operand as a tensor of `dtype`; `strided` stores it with its dims
 /// reversed and hands out the permuted (non-contiguous) view.
 fn tensor(shape: &[usize], data: &[f64], dtype: DType, strided: bool) -> Tensor {
-    let t = Tensor::from_vec(data.to_vec(), shape).unwrap().to_dtype(dtype);
+    let t = Tensor::from_vec(data.to_vec(), shape)
+        .unwrap()
+        .to_dtype(dtype);
     if !strided || shape.len() < 2 {
         return t;
     }
@@ -201,7 +206,12 @@ fn check(ricci_eq: &str, naive_eq: &str, ops: &[(Vec<usize>, Vec<f64>)], options
             assert_eq!(got.shape(), shape.as_slice(), "{ricci_eq} ({dtype})");
             assert_eq!(got.dtype(), dtype);
             let eps = if dtype == DType::F64 { 1e-14 } else { 1e-6 };
-            for (k, (g, (w, s))) in got.to_vec_f64().iter().zip(want.iter().zip(&scale)).enumerate() {
+            for (k, (g, (w, s))) in got
+                .to_vec_f64()
+                .iter()
+                .zip(want.iter().zip(&scale))
+                .enumerate()
+            {
                 assert!(
                     (g - w).abs() <= 10.0 * eps * (s + 1.0),
                     "{ricci_eq} ({dtype}, strided {strided}) element {k}: {g} vs {w}"
@@ -228,7 +238,10 @@ fn greedy_paths_give_the_same_values() {
         strategy: Strategy::Greedy,
         ..Default::default()
     };
-    for equation in OPT_EINSUM_TESTS.iter().filter(|e| e.split(',').count() >= 3) {
+    for equation in OPT_EINSUM_TESTS
+        .iter()
+        .filter(|e| e.split(',').count() >= 3)
+    {
         let shapes = shapes_of(equation, default_size);
         let ops = random_operands(&shapes, &mut rng);
         check(equation, equation, &ops, &greedy);
@@ -239,13 +252,29 @@ fn greedy_paths_give_the_same_values() {
 fn ellipsis_and_size_one_broadcasting_match_the_reference() {
     // (ricci equation, the same with letters, shapes)
     let cases: &[(&str, &str, &[&[usize]])] = &[
-        ("...ij,...jk->...ik", "xyij,yjk->xyik", &[&[2, 1, 3, 4], &[5, 4, 2]]),
-        ("...ij,...jk", "xyij,yjk->xyik", &[&[2, 5, 3, 4], &[5, 4, 2]]),
+        (
+            "...ij,...jk->...ik",
+            "xyij,yjk->xyik",
+            &[&[2, 1, 3, 4], &[5, 4, 2]],
+        ),
+        (
+            "...ij,...jk",
+            "xyij,yjk->xyik",
+            &[&[2, 5, 3, 4], &[5, 4, 2]],
+        ),
         ("i...->...", "ixy->xy", &[&[3, 2, 4]]),
         ("...ii->...i", "xii->xi", &[&[2, 3, 3]]),
-        ("ij...,jk...->ik...", "ijx,jkx->ikx", &[&[2, 3, 4], &[3, 5, 1]]),
+        (
+            "ij...,jk...->ik...",
+            "ijx,jkx->ikx",
+            &[&[2, 3, 4], &[3, 5, 1]],
+        ),
         ("...,...->...", "xy,xy->xy", &[&[3, 1], &[1, 4]]),
-        ("b...d,b...d->b...", "bxd,bxd->bx", &[&[2, 3, 4], &[2, 3, 4]]),
+        (
+            "b...d,b...d->b...",
+            "bxd,bxd->bx",
+            &[&[2, 3, 4], &[2, 3, 4]],
+        ),
         ("...i,...i", "xi,xi->x", &[&[2, 5], &[2, 5]]),
         ("i,i->i", "i,i->i", &[&[1], &[3]]),
         ("ij,j->i", "ij,j->i", &[&[2, 1], &[3]]),
@@ -357,8 +386,16 @@ fn many_operands_switch_to_greedy_and_stay_correct() {
     for m in &mats[1..] {
         product = product.matmul(m).unwrap();
     }
-    let trace = product.diagonal(0, 0, 1).unwrap().sum_all().to_f64().unwrap();
-    assert!((got - trace).abs() < 1e-10 * (1.0 + trace.abs()), "{got} vs {trace}");
+    let trace = product
+        .diagonal(0, 0, 1)
+        .unwrap()
+        .sum_all()
+        .to_f64()
+        .unwrap();
+    assert!(
+        (got - trace).abs() < 1e-10 * (1.0 + trace.abs()),
+        "{got} vs {trace}"
+    );
 }
 
 fn einsum_error(equation: &str, shapes: &[&[usize]]) -> (usize, String) {
@@ -387,7 +424,10 @@ fn errors_give_equation_position_and_reason() {
     assert!(msg.contains("bad character '1'"), "{msg}");
     let (p, msg) = einsum_error("bhqd,bhkd->bhqk", &[&[2, 4, 8, 16], &[2, 4, 8, 32]]);
     assert_eq!(p, 8);
-    assert!(msg.contains("index 'd' has size 16 in operand 0 and size 32 in operand 1"), "{msg}");
+    assert!(
+        msg.contains("index 'd' has size 16 in operand 0 and size 32 in operand 1"),
+        "{msg}"
+    );
     let (p, msg) = einsum_error("ij,jk->ix", &[&[2, 3], &[3, 4]]);
     assert_eq!(p, 8);
     assert!(msg.contains("'x' does not appear in the inputs"), "{msg}");
@@ -395,18 +435,33 @@ fn errors_give_equation_position_and_reason() {
     assert!(msg.contains("3 subscript terms but 2 operands"), "{msg}");
     let (p, msg) = einsum_error("ij,jk->ik", &[&[2, 3], &[3]]);
     assert_eq!(p, 3);
-    assert!(msg.contains("rank 1") && msg.contains("name 2 dims"), "{msg}");
+    assert!(
+        msg.contains("rank 1") && msg.contains("name 2 dims"),
+        "{msg}"
+    );
     let full = einsum("ij->ji", &[&Tensor::zeros(&[2, 3], DType::F32)]).unwrap();
     assert_eq!(full.shape(), &[3, 2]);
     let a = Tensor::zeros(&[2], DType::F32);
     let b = Tensor::zeros(&[2], DType::F64);
     let err = einsum("i,i->", &[&a, &b]).unwrap_err();
-    assert!(matches!(err, Error::DTypeMismatch { op: "einsum", .. }), "{err}");
+    assert!(
+        matches!(err, Error::DTypeMismatch { op: "einsum", .. }),
+        "{err}"
+    );
     // The Display form names the equation and the position.
-    let err = einsum("ij,j#->i", &[&Tensor::zeros(&[2, 3], DType::F32), &Tensor::zeros(&[3, 1], DType::F32)])
-        .unwrap_err()
-        .to_string();
-    assert!(err.starts_with("einsum 'ij,j#->i' at position 4: bad character '#'"), "{err}");
+    let err = einsum(
+        "ij,j#->i",
+        &[
+            &Tensor::zeros(&[2, 3], DType::F32),
+            &Tensor::zeros(&[3, 1], DType::F32),
+        ],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("einsum 'ij,j#->i' at position 4: bad character '#'"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -420,5 +475,8 @@ fn explain_steps_describe_each_contraction() {
     assert_eq!(p.flops, 4096);
     assert_eq!(p.naive_flops, 64 * 8 * 64 * 2 * 3);
     let text = p.to_string();
-    assert!(text.contains("jk,kl->jl") && text.contains("ij,jl->il"), "{text}");
+    assert!(
+        text.contains("jk,kl->jl") && text.contains("ij,jl->il"),
+        "{text}"
+    );
 }

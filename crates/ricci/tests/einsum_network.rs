@@ -152,6 +152,9 @@ fn overlap_gradient_matches_the_loops() {
     };
     let fd = (shifted(1.0) - shifted(-1.0)) / 2.0;
     let ad = g[0].mul(&v).unwrap().sum_all().to_f64().unwrap();
-    assert!((ad - fd).abs() <= 1e-9 * fd.abs().max(1e-300), "{ad} vs {fd}");
+    assert!(
+        (ad - fd).abs() <= 1e-9 * fd.abs().max(1e-300),
+        "{ad} vs {fd}"
+    );
     drop(a_var);
 }

@@ -120,19 +120,44 @@ macro_rules! plan_row {
 pub fn rows() -> Vec<RowSpec> {
     vec![
         // Attention: scores and apply (batch 8, 12 heads, 128 tokens, head dim 64).
-        einsum_row!("einsum_attn_scores", "bhqd,bhkd->bhqk", "b=8,h=12,q=128,k=128,d=64"),
-        einsum_row!("einsum_attn_apply", "bhqk,bhkd->bhqd", "b=8,h=12,q=128,k=128,d=64"),
+        einsum_row!(
+            "einsum_attn_scores",
+            "bhqd,bhkd->bhqk",
+            "b=8,h=12,q=128,k=128,d=64"
+        ),
+        einsum_row!(
+            "einsum_attn_apply",
+            "bhqk,bhkd->bhqd",
+            "b=8,h=12,q=128,k=128,d=64"
+        ),
         // Bilinear form x_b^T W y_b for a batch.
         einsum_row!("einsum_bilinear", "bi,ij,bj->b", "b=512,i=512,j=512"),
         // Tucker and CP reconstructions.
-        einsum_row!("einsum_tucker", "abc,ia,jb,kc->ijk", "a=16,b=16,c=16,i=128,j=128,k=128"),
+        einsum_row!(
+            "einsum_tucker",
+            "abc,ia,jb,kc->ijk",
+            "a=16,b=16,c=16,i=128,j=128,k=128"
+        ),
         einsum_row!("einsum_cp", "ir,jr,kr->ijk", "i=128,j=128,k=128,r=32"),
         // Four MPS sites (bond 64, physical 16) to the amplitude tensor.
-        einsum_row!("einsum_mps_chain", "ia,ajb,bkc,cl->ijkl", "i=16,j=16,k=16,l=16,a=64,b=64,c=64"),
+        einsum_row!(
+            "einsum_mps_chain",
+            "ia,ajb,bkc,cl->ijkl",
+            "i=16,j=16,k=16,l=16,a=64,b=64,c=64"
+        ),
         // A 4-operand matrix chain whose order matters.
-        einsum_row!("einsum_chain4", "ij,jk,kl,lm->im", "i=512,j=64,k=512,l=64,m=512"),
+        einsum_row!(
+            "einsum_chain4",
+            "ij,jk,kl,lm->im",
+            "i=512,j=64,k=512,l=64,m=512"
+        ),
         // Transposes: a contraction on a transposed operand, and a pure permutation.
-        einsum_row!("einsum_matmul_t", "ji,jk->ik", "i=1024,j=1024,k=1024", transposed),
+        einsum_row!(
+            "einsum_matmul_t",
+            "ji,jk->ik",
+            "i=1024,j=1024,k=1024",
+            transposed
+        ),
         einsum_row!("einsum_permute", "bhqd->bqhd", "b=8,h=12,q=128,d=64"),
         // Broadcast products and reductions.
         einsum_row!("einsum_bcast_mul", "bij,j->bij", "b=64,i=256,j=256"),
@@ -142,8 +167,16 @@ pub fn rows() -> Vec<RowSpec> {
         einsum_row!("einsum_trace", "bii->b", "b=64,i=512"),
         einsum_row!("einsum_sum", "ijk->i", "i=256,j=256,k=256"),
         // Planning alone: 2, 4, 8 (a fixture network), 10 and 12 operands.
-        plan_row!("einsum_plan_2", "bhqd,bhkd->bhqk", "b=8,h=12,q=128,k=128,d=64"),
-        plan_row!("einsum_plan_4", "abc,ia,jb,kc->ijk", "a=16,b=16,c=16,i=128,j=128,k=128"),
+        plan_row!(
+            "einsum_plan_2",
+            "bhqd,bhkd->bhqk",
+            "b=8,h=12,q=128,k=128,d=64"
+        ),
+        plan_row!(
+            "einsum_plan_4",
+            "abc,ia,jb,kc->ijk",
+            "a=16,b=16,c=16,i=128,j=128,k=128"
+        ),
         plan_row!(
             "einsum_plan_8",
             "kjadfl,bqag,iclbpn,ekc,din,oje,fmh,mhg->oqp",

@@ -112,12 +112,7 @@ fn sum_labels(term: Term, drop: impl Fn(Label) -> bool) -> Result<Term> {
     if dims.is_empty() {
         return Ok(term);
     }
-    let labels = term
-        .labels
-        .iter()
-        .copied()
-        .filter(|&l| !drop(l))
-        .collect();
+    let labels = term.labels.iter().copied().filter(|&l| !drop(l)).collect();
     Ok(Term {
         tensor: term.tensor.sum(dims, false)?,
         labels,

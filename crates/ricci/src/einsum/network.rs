@@ -69,11 +69,7 @@ fn network_expr(tensors: &[&[usize]], labels: &[&[i64]]) -> Result<Expr> {
     if tensors.len() != labels.len() {
         return Err(Error::invalid(
             OP,
-            format!(
-                "{} tensors but {} label lists",
-                tensors.len(),
-                labels.len()
-            ),
+            format!("{} tensors but {} label lists", tensors.len(), labels.len()),
         ));
     }
     if tensors.is_empty() {
@@ -132,7 +128,9 @@ fn network_expr(tensors: &[&[usize]], labels: &[&[i64]]) -> Result<Expr> {
             let kind = if label > 0 { "bond" } else { "open leg" };
             return Err(Error::invalid(
                 OP,
-                format!("{kind} label {label} appears {count} times (a {kind} appears exactly {want})"),
+                format!(
+                    "{kind} label {label} appears {count} times (a {kind} appears exactly {want})"
+                ),
             ));
         }
     }

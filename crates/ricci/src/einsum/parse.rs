@@ -258,10 +258,7 @@ pub(crate) fn parse(equation: &str, shapes: &[&[usize]]) -> Result<Expr> {
                             ));
                         };
                         if output.contains(&id) {
-                            return Err(err(
-                                pos,
-                                format!("output index '{c}' appears twice"),
-                            ));
+                            return Err(err(pos, format!("output index '{c}' appears twice")));
                         }
                         output.push(id);
                     }
@@ -365,7 +362,10 @@ mod tests {
         assert_eq!(position("ij,j#->i", &[&[2, 3], &[3]]).0, 4);
         let (p, msg) = position("ij,jk->ik", &[&[2, 3], &[4, 5]]);
         assert_eq!(p, 3);
-        assert!(msg.contains("size 3 in operand 0 and size 4 in operand 1"), "{msg}");
+        assert!(
+            msg.contains("size 3 in operand 0 and size 4 in operand 1"),
+            "{msg}"
+        );
         let (p, msg) = position("ij,jk->iz", &[&[2, 3], &[3, 5]]);
         assert_eq!(p, 8);
         assert!(msg.contains("'z'"), "{msg}");
