@@ -5,8 +5,10 @@
 //! letters absent from the output are summed:
 //! `out[b,h,q,k] = Σ_d q[b,h,q,d] · k[b,h,k,d]`. The grammar is numpy's
 //! (implicit output, `...` broadcasting, repeated letters for diagonals and
-//! traces, scalars as empty terms; see [`parse`](self) errors for what is
-//! refused).
+//! traces, scalars as empty terms, size-1 dims broadcasting). A malformed
+//! equation is an [`Error::Einsum`](crate::Error::Einsum) naming the
+//! position and the fault: a bad character, an index with two sizes (both
+//! named), an output index absent from the inputs, a count or rank mismatch.
 //!
 //! With more than two operands the order of contraction decides the cost:
 //! `ij,jk,kl->il` with a tall `i` and a small `l` is far cheaper as

@@ -68,7 +68,8 @@ pub struct PathStep {
     pub flops: u128,
 }
 
-/// A contraction path with its cost.
+/// A contraction path with its cost. Costs and sizes saturate at
+/// `u128::MAX` (the naive cost of a large network can exceed it).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EinsumPath {
     /// Steps in opt_einsum's linear format.
@@ -311,7 +312,9 @@ fn optimal_path(
             let a = low | sub;
             let b = s ^ a;
             let (ca, cb) = (cost[a], cost[b]);
-            if ca != u128::MAX && cb != u128::MAX {
+            // The halves alone already cost as much as the best split: skip
+            // the size product (the inner loop's main cost).
+            if ca != u128::MAX && cb != u128::MAX && ca.saturating_add(cb) < best {
                 let either = tensor(a) | tensor(b);
                 let step = flop_count(either, either & !kept != 0, 2, sizes);
                 let total = ca.saturating_add(cb).saturating_add(step);
