@@ -3,6 +3,7 @@
 //! one line on stderr and a non-zero exit code.
 
 mod bench;
+mod einsum;
 mod planned;
 mod train;
 
@@ -28,8 +29,8 @@ enum Command {
     Embed(planned::PlannedArgs),
     /// Cosine similarity between embedded sentences (planned)
     Similarity(planned::PlannedArgs),
-    /// Evaluate an einsum expression on .npy inputs (planned)
-    Einsum(planned::PlannedArgs),
+    /// Evaluate an einsum equation on .npy inputs, or plan its contraction path
+    Einsum(einsum::EinsumArgs),
     /// CP / Tucker / tensor-train decomposition of a tensor (planned)
     Decompose(planned::PlannedArgs),
     /// Low-rank compression of a model's weights (planned)
@@ -61,7 +62,7 @@ fn main() -> ExitCode {
         Command::Sample(args) => train::sample(&args),
         Command::Embed(_) => Ok(planned::not_implemented("embed")),
         Command::Similarity(_) => Ok(planned::not_implemented("similarity")),
-        Command::Einsum(_) => Ok(planned::not_implemented("einsum")),
+        Command::Einsum(args) => einsum::run(&args),
         Command::Decompose(_) => Ok(planned::not_implemented("decompose")),
         Command::Compress(_) => Ok(planned::not_implemented("compress")),
         Command::Analyze(_) => Ok(planned::not_implemented("analyze")),

@@ -24,6 +24,7 @@
 
 pub mod autograd;
 pub mod data;
+pub mod einsum;
 mod error;
 pub mod io;
 pub mod kernels;
@@ -34,6 +35,10 @@ pub mod optim;
 pub mod tensor;
 
 pub use autograd::no_grad;
+pub use einsum::{
+    contract_network, einsum, einsum_path, einsum_path_with, einsum_with, EinsumPath, PathOptions,
+    Strategy,
+};
 pub use error::{Error, Result};
 pub use ops::{linear, Dim, Dims};
 pub use tensor::{DType, Element, Layout, Rng, Tensor};

@@ -464,6 +464,50 @@ const ROWS: &[Row] = &[
         f: |x| layer_norm(&x[0], &x[1], &x[2]),
         second_order: true,
     },
+    Row {
+        name: "einsum matmul-like",
+        inputs: &[(S34, -1.0, 1.0), (&[4, 2], -1.0, 1.0)],
+        f: |x| Ok(ricci::einsum("ij,jk->ik", &[&x[0], &x[1]])?.tanh()),
+        second_order: true,
+    },
+    Row {
+        name: "einsum attention scores",
+        inputs: &[(&[2, 2, 3, 4], -1.0, 1.0), (&[2, 2, 5, 4], -1.0, 1.0)],
+        f: |x| Ok(ricci::einsum("bhqd,bhkd->bhqk", &[&x[0], &x[1]])?.tanh()),
+        second_order: true,
+    },
+    Row {
+        name: "einsum trace and diagonal",
+        inputs: &[(&[4, 4], -1.0, 1.0), (&[2, 3, 3], -1.0, 1.0)],
+        f: |x| {
+            let trace = ricci::einsum("ii", &[&x[0]])?;
+            Ok(ricci::einsum("ijj->i", &[&x[1]])?.mul(&trace)?.tanh())
+        },
+        second_order: true,
+    },
+    Row {
+        name: "einsum outer product",
+        inputs: &[(&[3], -1.0, 1.0), (&[4], -1.0, 1.0)],
+        f: |x| Ok(ricci::einsum("i,j->ij", &[&x[0], &x[1]])?.tanh()),
+        second_order: true,
+    },
+    Row {
+        name: "einsum 4-operand chain",
+        inputs: &[
+            (S34, -1.0, 1.0),
+            (&[4, 2], -1.0, 1.0),
+            (&[2, 5], -1.0, 1.0),
+            (&[5, 3], -1.0, 1.0),
+        ],
+        f: |x| Ok(ricci::einsum("ab,bc,cd,de->ae", &[&x[0], &x[1], &x[2], &x[3]])?.tanh()),
+        second_order: true,
+    },
+    Row {
+        name: "einsum Gram (one input twice) with ellipsis",
+        inputs: &[(&[2, 3, 4], -1.0, 1.0)],
+        f: |x| ricci::einsum("...ij,...ik->...jk", &[&x[0], &x[0]]),
+        second_order: true,
+    },
 ];
 
 #[test]

@@ -4,6 +4,7 @@
 //! `pool.install` decides their thread count), and reported as the median
 //! time with GFLOP/s or GB/s. `bench/compare.py` runs the same rows in numpy.
 
+mod einsum_rows;
 mod harness;
 mod suite;
 
