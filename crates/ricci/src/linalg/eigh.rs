@@ -8,8 +8,8 @@
 //! ```
 //!
 //! `F` uses [`super::safe_recip`]: at repeated eigenvalues the gradient is
-//! finite, and exact for losses that depend only on the eigenvalues or on
-//! the eigenspaces (not on the basis chosen inside a repeated one).
+//! finite, and exact for losses of the eigenvalues and of whole eigenspaces
+//! (see the module doc of [`super`] for the cases where it is not).
 
 use faer::diag::Diag;
 use faer::linalg::evd::{self, ComputeEigenvectors};

@@ -227,6 +227,21 @@ pub fn lanczos(
                 });
             }
         }
+        if invariant {
+            // The Krylov space closed before k pairs were found: continue
+            // from a fresh direction orthogonal to it (β = 0 decouples T).
+            let mut fresh = start_vector(n, params.seed.wrapping_add(steps as u64));
+            for _ in 0..2 {
+                for q in &basis {
+                    let c = dot(&fresh, q);
+                    fresh.iter_mut().zip(q).for_each(|(x, y)| *x -= c * y);
+                }
+            }
+            let f = norm(&fresh);
+            beta.push(0.0);
+            basis.push(fresh.into_iter().map(|x| x / f).collect());
+            continue;
+        }
         beta.push(b);
         basis.push(w.into_iter().map(|x| x / b).collect());
     }

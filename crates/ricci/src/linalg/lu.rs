@@ -80,6 +80,16 @@ impl<T: Scalar> Factor<T> {
         });
     }
 
+    /// The determinant: the product of U's diagonal times the permutation's parity.
+    fn det(&self) -> f64 {
+        // After an exactly zero pivot faer's later entries are 0/0.
+        if self.zero_pivot().is_some() {
+            return 0.0;
+        }
+        let sign = if self.swaps % 2 == 0 { 1.0 } else { -1.0 };
+        (0..self.lu.nrows()).fold(sign, |d, i| d * self.lu[(i, i)].to_f64())
+    }
+
     /// `(sign, log|det|)` from U's diagonal and the permutation's parity.
     fn slogdet(&self) -> (f64, f64) {
         let mut sign = if self.swaps % 2 == 0 { 1.0 } else { -1.0 };
@@ -267,18 +277,22 @@ pub fn inv(a: &Tensor) -> Result<Tensor> {
     }))
 }
 
-/// `(sign, log|det|)` per matrix, raw.
-fn slogdet_raw<T: Scalar>(op: &'static str, a: &Tensor) -> Result<(Tensor, Tensor)> {
+/// `(sign, log|det|, det)` per matrix, raw.
+fn slogdet_raw<T: Scalar>(op: &'static str, a: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
     let (batch, n) = square_dims(op, a)?;
     let b = Batch::<T>::new(a, n, n)?;
     let parts = par_map(b.count, (2 * n * n * n / 3) as f64, |i, par| {
-        Ok(Factor::new(b.mat(i), par).slogdet())
+        let f = Factor::new(b.mat(i), par);
+        let (sign, logabs) = f.slogdet();
+        Ok((sign, logabs, f.det()))
     })?;
     let sign: Vec<T> = parts.iter().map(|p| T::from_f64(p.0)).collect();
     let logabs: Vec<T> = parts.iter().map(|p| T::from_f64(p.1)).collect();
+    let det: Vec<T> = parts.iter().map(|p| T::from_f64(p.2)).collect();
     Ok((
         Tensor::from_typed(sign, &batch),
         Tensor::from_typed(logabs, &batch),
+        Tensor::from_typed(det, &batch),
     ))
 }
 
@@ -294,8 +308,7 @@ fn slogdet_raw<T: Scalar>(op: &'static str, a: &Tensor) -> Result<(Tensor, Tenso
 /// # Ok::<(), ricci::Error>(())
 /// ```
 pub fn det(a: &Tensor) -> Result<Tensor> {
-    let (sign, logabs) = with_type!(a.dtype(), T => slogdet_raw::<T>("det", a)?);
-    let d = sign.mul(&logabs.exp())?.detach();
+    let (_, _, d) = with_type!(a.dtype(), T => slogdet_raw::<T>("det", a)?);
     Ok(record("det", d, &[a], |inp, g, _| {
         let a = &inp[0];
         let d = det(a)?;
@@ -317,7 +330,7 @@ pub fn det(a: &Tensor) -> Result<Tensor> {
 /// # Ok::<(), ricci::Error>(())
 /// ```
 pub fn slogdet(a: &Tensor) -> Result<(Tensor, Tensor)> {
-    let (sign, logabs) = with_type!(a.dtype(), T => slogdet_raw::<T>("slogdet", a)?);
+    let (sign, logabs, _) = with_type!(a.dtype(), T => slogdet_raw::<T>("slogdet", a)?);
     let outs = record_multi("slogdet", vec![logabs], &[a], |inp, g, _| {
         let scale = g[0].unsqueeze(-1)?.unsqueeze(-1)?;
         Ok(vec![Some(mt(&inv(&inp[0])?)?.mul(&scale)?)])

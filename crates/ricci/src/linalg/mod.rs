@@ -27,13 +27,18 @@
 //! References: Giles 2008 (inv, det, solve), Murray 2016 (Cholesky),
 //! Townsend 2016 (SVD), Liao et al. 2019 (QR).
 //!
-//! Where the gradient is unbounded (repeated singular values or eigenvalues
-//! with a loss that depends on the individual vectors, zero singular values
-//! with a loss on `U`/`V` of a non-square matrix) ricci returns a finite
-//! value: the reciprocals `1/(σⱼ² − σᵢ²)`, `1/(λⱼ − λᵢ)` and `1/σᵢ` are
-//! replaced by 0 where the denominator is below `eps · scale`. This is the
-//! exact gradient for losses that depend only on the invariant subspaces
-//! (e.g. `U S Vᵀ`, projectors, the values themselves).
+//! At repeated singular values or eigenvalues (and zero singular values of
+//! a non-square matrix) the vectors are not unique and the VJP formulas
+//! divide by zero. ricci returns a finite value: the reciprocals
+//! `1/(σⱼ² − σᵢ²)`, `1/(λⱼ − λᵢ)` and `1/σᵢ` are replaced by 0 where the
+//! denominator is below `eps · scale` (torch returns inf/NaN there). This is
+//! the exact gradient for losses of the values and of whole eigenspaces
+//! (e.g. the projector onto the eigenvectors of a repeated value, or onto
+//! the others), which are tested. For losses whose true gradient is a 0/0
+//! limit inside a repeated block (the reconstruction `V Λ Vᵀ`, the polar
+//! factor `U Vᵀ` at exactly equal singular values) the within-block terms
+//! are dropped: the result is finite but not the gradient; differentiate
+//! such quantities through their own smooth formula.
 
 mod cholesky;
 mod eigh;

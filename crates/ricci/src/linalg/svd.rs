@@ -11,7 +11,7 @@
 //!
 //! (the last two terms only for tall, respectively wide, matrices). `F`
 //! and `S⁻¹` use [`super::safe_recip`]: at repeated or zero singular values
-//! the gradient is finite and exact for subspace-invariant losses.
+//! the gradient is finite; the module doc of [`super`] says when it is exact.
 
 use faer::diag::Diag;
 use faer::linalg::svd::{self as fsvd, ComputeSvdVectors};
