@@ -207,7 +207,7 @@ fn check_solve_inv_det(dtype: DType) {
         let Some(s) = &h.singular_values else {
             continue;
         };
-        if m != n || s.iter().any(|&x| x == 0.0) {
+        if m != n || s.contains(&0.0) {
             continue;
         }
         let tol = 50.0 * n as f64 * eps(dtype);

@@ -296,7 +296,11 @@ fn repeated_values_give_finite_gradients_exact_for_subspace_losses() {
     let a = Tensor::eye(3, DType::F64)
         .mul_scalar(2.0)
         .set_requires_grad(true);
-    let g = grad(|x| Ok(linalg::svd_thin(&x[0])?.s.sum_all()), &[a.clone()]).unwrap();
+    let g = grad(
+        |x| Ok(linalg::svd_thin(&x[0])?.s.sum_all()),
+        std::slice::from_ref(&a),
+    )
+    .unwrap();
     let want = Tensor::eye(3, DType::F64);
     assert!(
         g[0].sub(&want)
@@ -324,7 +328,9 @@ fn repeated_values_give_finite_gradients_exact_for_subspace_losses() {
         let v = linalg::eigh(a)?.vectors.narrow(1, 2, 1)?;
         Ok(v.matmul(&v.t()?)?.mul(&w)?.sum_all())
     };
-    let g = grad(|x| loss(&x[0]), &[a0.clone()]).unwrap().remove(0);
+    let g = grad(|x| loss(&x[0]), std::slice::from_ref(&a0))
+        .unwrap()
+        .remove(0);
     let e = Tensor::randn(&[3, 3], DType::F64, &mut rng);
     let d = e.add(&e.t().unwrap()).unwrap();
     let at = |h: f64| {

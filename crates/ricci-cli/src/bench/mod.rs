@@ -5,6 +5,7 @@
 //! time with GFLOP/s or GB/s. `bench/compare.py` runs the same rows in numpy.
 
 mod harness;
+mod linalg_rows;
 mod suite;
 
 use std::io::{IsTerminal, Write};

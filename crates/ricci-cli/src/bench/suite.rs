@@ -88,6 +88,7 @@ pub fn suite() -> Vec<RowSpec> {
         rows.extend(memory_bound(DType::F32, 4096, transposed));
     }
     rows.extend(autograd_rows());
+    rows.extend(super::linalg_rows::rows());
     rows
 }
 

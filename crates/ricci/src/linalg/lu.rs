@@ -86,13 +86,21 @@ impl<T: Scalar> Factor<T> {
         if self.zero_pivot().is_some() {
             return 0.0;
         }
-        let sign = if self.swaps % 2 == 0 { 1.0 } else { -1.0 };
+        let sign = if self.swaps.is_multiple_of(2) {
+            1.0
+        } else {
+            -1.0
+        };
         (0..self.lu.nrows()).fold(sign, |d, i| d * self.lu[(i, i)].to_f64())
     }
 
     /// `(sign, log|det|)` from U's diagonal and the permutation's parity.
     fn slogdet(&self) -> (f64, f64) {
-        let mut sign = if self.swaps % 2 == 0 { 1.0 } else { -1.0 };
+        let mut sign = if self.swaps.is_multiple_of(2) {
+            1.0
+        } else {
+            -1.0
+        };
         let mut logabs = 0.0;
         for i in 0..self.lu.nrows() {
             let p = self.lu[(i, i)].to_f64();

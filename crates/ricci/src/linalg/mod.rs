@@ -118,11 +118,7 @@ pub(crate) struct Batch<T> {
 impl<T: Scalar> Batch<T> {
     pub fn new(t: &Tensor, m: usize, n: usize) -> Result<Self> {
         let data = t.to_vec::<T>()?;
-        let count = if m * n == 0 {
-            t.shape()[..t.rank() - 2].iter().product()
-        } else {
-            data.len() / (m * n)
-        };
+        let count = t.shape()[..t.rank() - 2].iter().product();
         Ok(Batch { data, count, m, n })
     }
 

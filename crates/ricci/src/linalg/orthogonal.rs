@@ -18,7 +18,7 @@ use crate::tensor::{DType, Rng, Tensor};
 /// # Ok::<(), ricci::Error>(())
 /// ```
 pub fn orthogonal(shape: &[usize], gain: f64, rng: &mut Rng, dtype: DType) -> Result<Tensor> {
-    if shape.len() < 2 || shape.iter().any(|&d| d == 0) {
+    if shape.len() < 2 || shape.contains(&0) {
         return Err(Error::invalid(
             "orthogonal",
             format!("needs a shape of rank >= 2 with no zero dim, got {shape:?}"),
@@ -35,5 +35,5 @@ pub fn orthogonal(shape: &[usize], gain: f64, rng: &mut Rng, dtype: DType) -> Re
     let signs = f.r.diagonal(0, 0, 1)?.sign();
     let q = f.q.mul(&signs.unsqueeze(0)?)?;
     let q = if rows < cols { q.t()? } else { q };
-    Ok(q.mul_scalar(gain).contiguous().reshape(shape.to_vec())?)
+    q.mul_scalar(gain).contiguous().reshape(shape.to_vec())
 }
