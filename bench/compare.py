@@ -95,6 +95,10 @@ def numpy_row(np, row):
             y = randn(n, k).T if name == "matmul_bt" else randn(k, n)
         return (lambda: np.matmul(x, y)), "gflops", 2.0 * b * m * k * n
 
+    if name.startswith("linalg_"):
+        from linalg_compare import linalg_row  # bench/linalg_compare.py
+
+        return linalg_row(np, row, randn)
     if name.startswith("autograd_"):
         return None  # ricci-only rows: numpy has no autograd
     base, transposed = (name[:-2], True) if name.endswith("_t") else (name, False)
@@ -220,7 +224,9 @@ def run_numpy(rows, threads, quick):
 def throughput(row):
     if "gflops" in row:
         return row["gflops"], "GFLOP/s"
-    return row["gbps"], "GB/s"
+    if "gbps" in row:
+        return row["gbps"], "GB/s"
+    return float("nan"), "(time only)"
 
 
 def cpu_model():

@@ -11,13 +11,7 @@ fn ricci() -> Command {
 
 const BUILT: [&str; 4] = ["train", "sample", "bench", "einsum"];
 
-const PLANNED: [&str; 5] = [
-    "embed",
-    "similarity",
-    "decompose",
-    "compress",
-    "analyze",
-];
+const PLANNED: [&str; 5] = ["embed", "similarity", "decompose", "compress", "analyze"];
 
 #[test]
 fn help_lists_every_subcommand() {

@@ -42,6 +42,28 @@ pub enum Error {
     /// A linear-algebra routine failed.
     #[error("{op}: {msg}")]
     Linalg { op: &'static str, msg: String },
+    /// A matrix is singular: a zero pivot at row `pivot` (0-based) of
+    /// batch item `batch_index` (row-major over the leading dims).
+    #[error("{op}: matrix {batch_index} of the batch is singular (zero pivot at row {pivot})")]
+    Singular {
+        op: &'static str,
+        batch_index: usize,
+        pivot: usize,
+    },
+    /// A matrix is not (numerically) positive definite: the Cholesky pivot
+    /// at row `pivot` of batch item `batch_index` is not positive.
+    #[error("{op}: matrix {batch_index} of the batch is not positive definite (pivot {pivot} is not positive)")]
+    NotPositiveDefinite {
+        op: &'static str,
+        batch_index: usize,
+        pivot: usize,
+    },
+    /// An iterative routine stopped before converging.
+    #[error("{op}: did not converge{}", iterations.map(|n| format!(" after {n} iterations")).unwrap_or_default())]
+    NotConverged {
+        op: &'static str,
+        iterations: Option<usize>,
+    },
     /// Reading or writing a file failed.
     #[error("{}: {source}", path.display())]
     Io {

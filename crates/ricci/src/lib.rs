@@ -28,6 +28,7 @@ pub mod einsum;
 mod error;
 pub mod io;
 pub mod kernels;
+pub mod linalg;
 pub mod models;
 pub mod nn;
 pub mod ops;

@@ -6,6 +6,7 @@
 
 mod einsum_rows;
 mod harness;
+mod linalg_rows;
 mod suite;
 
 use std::io::{IsTerminal, Write};

@@ -1,4 +1,4 @@
-//! Parameter initialisers, with PyTorch's conventions for fan-in and
+//! Parameter initialisers (normal, uniform, Xavier, Kaiming, orthogonal), with PyTorch's conventions for fan-in and
 //! fan-out: for a weight of shape `[out, in, k...]`, `fan_in = in * k...`
 //! and `fan_out = out * k...`. Each draws from a seeded [`Rng`], so a model
 //! built twice from the same seed is the same model.
@@ -71,6 +71,23 @@ pub fn kaiming_normal(shape: &[usize], gain: f64, dtype: DType, rng: &mut Rng) -
         dtype,
         rng,
     ))
+}
+
+/// Saxe et al. (2014): a (semi-)orthogonal matrix from the QR
+/// decomposition of a Gaussian one, times `gain`; for rank > 2 the
+/// `[out, in * receptive]` matricisation is orthogonal (PyTorch's
+/// `nn.init.orthogonal_`). See [`crate::linalg::orthogonal`].
+///
+/// ```
+/// use ricci::nn::init;
+/// use ricci::{DType, Rng, Tensor};
+/// let w = init::orthogonal(&[16, 16], 1.0, DType::F64, &mut Rng::new(0))?;
+/// let err = w.matmul(&w.t()?)?.sub(&Tensor::eye(16, DType::F64))?.abs().max_all()?.to_f64()?;
+/// assert!(err < 1e-12);
+/// # Ok::<(), ricci::Error>(())
+/// ```
+pub fn orthogonal(shape: &[usize], gain: f64, dtype: DType, rng: &mut Rng) -> Result<Tensor> {
+    crate::linalg::orthogonal(shape, gain, rng, dtype)
 }
 
 #[cfg(test)]

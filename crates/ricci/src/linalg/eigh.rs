@@ -1,0 +1,135 @@
+//! Symmetric eigendecomposition `A = V diag(λ) Vᵀ`, eigenvalues ascending.
+//!
+//! VJP (for symmetric perturbations, as torch), with `F_ij = 1/(λⱼ − λᵢ)`
+//! off the diagonal, 0 on it:
+//!
+//! ```text
+//! G  = V (diag(λ̄) + F ∘ (Vᵀ V̄)) Vᵀ,   dA = (G + Gᵀ) / 2
+//! ```
+//!
+//! `F` uses [`super::safe_recip`]: at repeated eigenvalues the gradient is
+//! finite, and exact for losses of the eigenvalues and of whole eigenspaces
+//! (see the module doc of [`super`] for the cases where it is not).
+
+use faer::diag::Diag;
+use faer::linalg::evd::{self, ComputeEigenvectors};
+use faer::Mat;
+
+use super::{
+    diag_embed, from_mats, from_vecs, mt, par_map, record_multi, recording, safe_recip,
+    square_dims, with_stack, Batch, Scalar,
+};
+use crate::error::{Error, Result};
+use crate::tensor::{with_type, Tensor};
+
+/// The result of [`eigh`]: `A = V diag(values) Vᵀ`.
+#[derive(Clone, Debug)]
+pub struct Eigh {
+    /// Eigenvalues, ascending, `[..., n]`.
+    pub values: Tensor,
+    /// Orthonormal eigenvectors as columns, `[..., n, n]`.
+    pub vectors: Tensor,
+}
+
+impl Eigh {
+    /// `V diag(λ) Vᵀ`, the matrix this decomposition factors.
+    pub fn reconstruct(&self) -> Result<Tensor> {
+        self.vectors
+            .mul(&self.values.unsqueeze(-2)?)?
+            .matmul(&mt(&self.vectors)?)
+    }
+}
+
+fn eigh_raw<T: Scalar>(a: &Tensor, vectors: bool) -> Result<(Tensor, Option<Tensor>)> {
+    let op = "eigh";
+    let (batch, n) = square_dims(op, a)?;
+    let b = Batch::<T>::new(a, n, n)?;
+    let compute = if vectors {
+        ComputeEigenvectors::Yes
+    } else {
+        ComputeEigenvectors::No
+    };
+    let parts = par_map(b.count, 9.0 * (n * n * n) as f64, |i, par| {
+        let src = b.mat(i);
+        // Only the lower triangle is read (numpy's UPLO='L').
+        let sym = Mat::<T>::from_fn(n, n, |r, c| if c <= r { src[(r, c)] } else { src[(c, r)] });
+        let mut s = Diag::<T>::zeros(n);
+        let mut u = Mat::<T>::zeros(n, n);
+        let req = evd::self_adjoint_evd_scratch::<T>(n, compute, par, Default::default());
+        with_stack(req, |stack| {
+            evd::self_adjoint_evd(
+                sym.as_ref(),
+                s.as_mut(),
+                vectors.then(|| u.as_mut()),
+                par,
+                stack,
+                Default::default(),
+            )
+        })
+        .map_err(|_| Error::NotConverged {
+            op,
+            iterations: None,
+        })?;
+        Ok(((0..n).map(|j| s[j]).collect::<Vec<T>>(), u))
+    })?;
+    let us: Vec<Mat<T>> = parts.iter().map(|p| p.1.clone()).collect();
+    let values = from_vecs(&batch, parts.into_iter().map(|p| p.0).collect(), n);
+    Ok((values, vectors.then(|| from_mats(&batch, &us, n, n))))
+}
+
+/// Eigenvalues (ascending) and orthonormal eigenvectors of each symmetric
+/// matrix of `a: [..., n, n]`; only the lower triangle is read.
+/// Differentiable (see the module doc); the gradient is symmetric.
+///
+/// ```
+/// # use ricci::{Tensor, linalg};
+/// let a = Tensor::from_vec(vec![2.0f64, 1.0, 1.0, 2.0], &[2, 2])?;
+/// let e = linalg::eigh(&a)?;
+/// let l = e.values.to_vec::<f64>()?;
+/// assert!((l[0] - 1.0).abs() < 1e-14 && (l[1] - 3.0).abs() < 1e-14);
+/// assert!(e.reconstruct()?.sub(&a)?.abs().max_all()?.to_f64()? < 1e-14);
+/// # Ok::<(), ricci::Error>(())
+/// ```
+pub fn eigh(a: &Tensor) -> Result<Eigh> {
+    let (values, vectors) = with_type!(a.dtype(), T => eigh_raw::<T>(a, true)?);
+    let vectors = vectors.ok_or_else(|| Error::invalid("eigh", "internal: no vectors"))?;
+    let eps = super::eps(a.dtype());
+    let scale = values.abs().to_vec_f64().into_iter().fold(0.0f64, f64::max);
+    let n = values.shape()[values.rank() - 1];
+    let cached = (values.clone(), vectors.clone());
+    let outs = record_multi("eigh", vec![values, vectors], &[a], move |inp, g, _| {
+        let (l, v) = if recording() {
+            let d = eigh(&inp[0])?;
+            (d.values, d.vectors)
+        } else {
+            cached.clone()
+        };
+        let e = l.unsqueeze(-2)?.sub(&l.unsqueeze(-1)?)?;
+        let f = safe_recip(&e, (n.max(1) as f64) * eps * scale)?;
+        let inner = diag_embed(&g[0])?.add(&f.mul(&mt(&v)?.matmul(&g[1])?)?)?;
+        let full = v.matmul(&inner)?.matmul(&mt(&v)?)?;
+        Ok(vec![Some(full.add(&mt(&full)?)?.mul_scalar(0.5))])
+    })?;
+    let mut it = outs.into_iter();
+    match (it.next(), it.next()) {
+        (Some(values), Some(vectors)) => Ok(Eigh { values, vectors }),
+        _ => Err(Error::invalid("eigh", "internal: missing outputs")),
+    }
+}
+
+/// The eigenvalues only (ascending), `[..., n]`; cheaper than [`eigh`] when
+/// no gradient is needed (with one, the vectors are computed for the VJP
+/// `dA = V diag(λ̄) Vᵀ`).
+///
+/// ```
+/// # use ricci::{Tensor, linalg};
+/// let a = Tensor::from_vec(vec![5.0f64, 0.0, 0.0, -1.0], &[2, 2])?;
+/// assert_eq!(linalg::eigvalsh(&a)?.to_vec::<f64>()?, vec![-1.0, 5.0]);
+/// # Ok::<(), ricci::Error>(())
+/// ```
+pub fn eigvalsh(a: &Tensor) -> Result<Tensor> {
+    if crate::autograd::is_grad_enabled() && a.requires_grad() {
+        return Ok(eigh(a)?.values);
+    }
+    Ok(with_type!(a.dtype(), T => eigh_raw::<T>(a, false)?.0))
+}
