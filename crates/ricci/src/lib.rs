@@ -26,6 +26,7 @@ pub mod autograd;
 mod error;
 pub mod io;
 pub mod kernels;
+pub mod models;
 pub mod ops;
 pub mod tensor;
 

@@ -1,0 +1,3 @@
+//! Pretrained model architectures built from ricci's ops.
+
+pub mod bert;
