@@ -3,6 +3,7 @@
 //! one line on stderr and a non-zero exit code.
 
 mod bench;
+mod embed;
 mod planned;
 
 use std::process::ExitCode;
@@ -23,10 +24,10 @@ enum Command {
     Train(planned::PlannedArgs),
     /// Generate text from a trained model (planned)
     Sample(planned::PlannedArgs),
-    /// Embed sentences with a MiniLM-compatible encoder (planned)
-    Embed(planned::PlannedArgs),
-    /// Cosine similarity between embedded sentences (planned)
-    Similarity(planned::PlannedArgs),
+    /// Embed sentences with a MiniLM-compatible encoder
+    Embed(embed::EmbedArgs),
+    /// Cosine similarity between two embedded sentences
+    Similarity(embed::SimilarityArgs),
     /// Evaluate an einsum expression on .npy inputs (planned)
     Einsum(planned::PlannedArgs),
     /// CP / Tucker / tensor-train decomposition of a tensor (planned)
@@ -58,8 +59,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(_) => Ok(planned::not_implemented("train")),
         Command::Sample(_) => Ok(planned::not_implemented("sample")),
-        Command::Embed(_) => Ok(planned::not_implemented("embed")),
-        Command::Similarity(_) => Ok(planned::not_implemented("similarity")),
+        Command::Embed(args) => embed::run_embed(&args),
+        Command::Similarity(args) => embed::run_similarity(&args),
         Command::Einsum(_) => Ok(planned::not_implemented("einsum")),
         Command::Decompose(_) => Ok(planned::not_implemented("decompose")),
         Command::Compress(_) => Ok(planned::not_implemented("compress")),

@@ -19,8 +19,6 @@ pub struct PlannedArgs {
 const PLANNED: &[(&str, &str)] = &[
     ("train", "#6, GPT training"),
     ("sample", "#6, GPT training"),
-    ("embed", "#7, all-MiniLM-L6-v2 embeddings"),
-    ("similarity", "#7, all-MiniLM-L6-v2 embeddings"),
     ("einsum", "#4, einsum"),
     ("decompose", "#8, decompositions"),
     ("compress", "#8, decompositions"),

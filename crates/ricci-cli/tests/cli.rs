@@ -9,11 +9,9 @@ fn ricci() -> Command {
     Command::cargo_bin("ricci").expect("the ricci binary is built for integration tests")
 }
 
-const PLANNED: [&str; 8] = [
+const PLANNED: [&str; 6] = [
     "train",
     "sample",
-    "embed",
-    "similarity",
     "einsum",
     "decompose",
     "compress",
@@ -23,7 +21,7 @@ const PLANNED: [&str; 8] = [
 #[test]
 fn help_lists_every_subcommand() {
     let mut assert = ricci().arg("--help").assert().success();
-    for name in PLANNED.iter().chain(&["bench"]) {
+    for name in PLANNED.iter().chain(&["bench", "embed", "similarity"]) {
         assert = assert.stdout(predicate::str::contains(*name));
     }
 }
