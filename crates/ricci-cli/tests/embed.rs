@@ -71,7 +71,12 @@ fn embed_json_gives_unit_vectors_one_per_text_in_order() {
     let rows = v["embeddings"].as_array().unwrap();
     assert_eq!(rows.len(), 5);
     for row in rows {
-        let norm: f64 = row.as_array().unwrap().iter().map(|x| x.as_f64().unwrap().powi(2)).sum();
+        let norm: f64 = row
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap().powi(2))
+            .sum();
         assert!((norm.sqrt() - 1.0).abs() < 1e-5);
     }
     // Both empty texts embed identically.
@@ -83,7 +88,13 @@ fn embed_json_gives_unit_vectors_one_per_text_in_order() {
 fn embed_writes_an_npy_that_matches_the_printed_vectors() {
     let dir = model_dir();
     let out = temp("out.npy");
-    let printed = ok(&["embed", "--model", dir.to_str().unwrap(), "Short.", "Another one."]);
+    let printed = ok(&[
+        "embed",
+        "--model",
+        dir.to_str().unwrap(),
+        "Short.",
+        "Another one.",
+    ]);
     let lines: Vec<Vec<f32>> = printed
         .lines()
         .map(|l| l.split(' ').map(|x| x.parse().unwrap()).collect())
@@ -120,9 +131,19 @@ fn similarity_ranks_a_paraphrase_above_an_unrelated_sentence() {
     let same = sim("A man is eating food.", "A man is eating food.");
     assert!((same - 1.0).abs() < 1e-5, "{same}");
     let close = sim("A man is eating food.", "A man is eating a piece of bread.");
-    let far = sim("A man is eating food.", "The stock market fell sharply today.");
+    let far = sim(
+        "A man is eating food.",
+        "The stock market fell sharply today.",
+    );
     assert!(close > far + 0.3, "paraphrase {close}, unrelated {far}");
-    let json = ok(&["similarity", "--model", dir.to_str().unwrap(), "--json", "a", "b"]);
+    let json = ok(&[
+        "similarity",
+        "--model",
+        dir.to_str().unwrap(),
+        "--json",
+        "a",
+        "b",
+    ]);
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert!(v["similarity"].as_f64().is_some(), "{json}");
 }
@@ -130,7 +151,10 @@ fn similarity_ranks_a_paraphrase_above_an_unrelated_sentence() {
 #[test]
 fn a_missing_model_folder_is_one_error_line() {
     let err = fails(&["embed", "--model", "/nonexistent/minilm", "hello"]);
-    assert!(err.contains("/nonexistent/minilm") && err.contains("fetch-minilm"), "{err}");
+    assert!(
+        err.contains("/nonexistent/minilm") && err.contains("fetch-minilm"),
+        "{err}"
+    );
     let err = fails(&["similarity", "--model", "/nonexistent/minilm", "a", "b"]);
     assert!(err.contains("/nonexistent/minilm"), "{err}");
 }
@@ -140,11 +164,20 @@ fn a_folder_missing_its_weights_or_a_tensor_is_one_error_line() {
     let dir = model_dir();
     let broken = temp("broken-model");
     std::fs::create_dir_all(&broken).unwrap();
-    for f in ["config.json", "tokenizer.json", "modules.json", "sentence_bert_config.json"] {
+    for f in [
+        "config.json",
+        "tokenizer.json",
+        "modules.json",
+        "sentence_bert_config.json",
+    ] {
         std::fs::copy(dir.join(f), broken.join(f)).unwrap();
     }
     std::fs::create_dir_all(broken.join("1_Pooling")).unwrap();
-    std::fs::copy(dir.join("1_Pooling/config.json"), broken.join("1_Pooling/config.json")).unwrap();
+    std::fs::copy(
+        dir.join("1_Pooling/config.json"),
+        broken.join("1_Pooling/config.json"),
+    )
+    .unwrap();
     // No model.safetensors at all.
     let err = fails(&["embed", "--model", broken.to_str().unwrap(), "hello"]);
     assert!(err.contains("model.safetensors"), "{err}");
@@ -157,7 +190,10 @@ fn a_folder_missing_its_weights_or_a_tensor_is_one_error_line() {
     )
     .unwrap();
     let err = fails(&["embed", "--model", broken.to_str().unwrap(), "hello"]);
-    assert!(err.contains("missing tensor 'embeddings.position_embeddings.weight'"), "{err}");
+    assert!(
+        err.contains("missing tensor 'embeddings.position_embeddings.weight'"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&broken).ok();
 }
 
@@ -181,6 +217,13 @@ fn bad_input_files_and_empty_requests_are_one_error_line() {
     let err = fails(&["embed", "--model", d, "--batch-size", "0", "x"]);
     assert!(err.contains("batch-size"), "{err}");
     // An output path in a missing directory.
-    let err = fails(&["embed", "--model", d, "--output", "/nonexistent/dir/out.npy", "x"]);
+    let err = fails(&[
+        "embed",
+        "--model",
+        d,
+        "--output",
+        "/nonexistent/dir/out.npy",
+        "x",
+    ]);
     assert!(err.contains("/nonexistent/dir"), "{err}");
 }

@@ -34,7 +34,10 @@ fn model_dir() -> PathBuf {
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/minilm/minilm.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/minilm/minilm.json"
+        );
         let text = std::fs::read_to_string(path)
             .unwrap_or_else(|e| panic!("{path}: {e} (run scripts/fixtures/minilm.py)"));
         serde_json::from_str(&text).expect("minilm.json")
@@ -66,7 +69,11 @@ fn check_embeddings(got: &Tensor, what: &str) {
     assert_eq!(got.shape(), &[f.texts.len(), 384], "{what}");
     let data = got.to_vec::<f32>().unwrap();
     for (i, (row, want)) in data.chunks_exact(384).zip(&f.embeddings).enumerate() {
-        let dot: f64 = row.iter().zip(want).map(|(a, b)| *a as f64 * *b as f64).sum();
+        let dot: f64 = row
+            .iter()
+            .zip(want)
+            .map(|(a, b)| *a as f64 * *b as f64)
+            .sum();
         let na: f64 = row.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt();
         let nb: f64 = want.iter().map(|b| (*b as f64).powi(2)).sum::<f64>().sqrt();
         let cos = dot / (na * nb);
@@ -113,8 +120,15 @@ fn embeddings_do_not_depend_on_the_batching() {
     check_embeddings(&got, "batches of 3");
     let one = encoder().embed(&[texts()[3]]).unwrap();
     check_embeddings(
-        &Tensor::cat(&[&got.narrow(0, 0, 3).unwrap(), &one, &got.narrow(0, 4, 10).unwrap()], 0)
-            .unwrap(),
+        &Tensor::cat(
+            &[
+                &got.narrow(0, 0, 3).unwrap(),
+                &one,
+                &got.narrow(0, 4, 10).unwrap(),
+            ],
+            0,
+        )
+        .unwrap(),
         "text 3 alone",
     );
 }
@@ -139,7 +153,10 @@ fn tiny_tensors() -> Vec<(String, Tensor)> {
     let mut rng = Rng::new(1);
     let mut t = |shape: &[usize]| Tensor::randn(shape, DType::F32, &mut rng);
     let mut v = vec![
-        ("embeddings.word_embeddings.weight".to_string(), t(&[30522, 8])),
+        (
+            "embeddings.word_embeddings.weight".to_string(),
+            t(&[30522, 8]),
+        ),
         ("embeddings.position_embeddings.weight".into(), t(&[16, 8])),
         ("embeddings.token_type_embeddings.weight".into(), t(&[2, 8])),
         ("embeddings.LayerNorm.weight".into(), t(&[8])),
@@ -175,8 +192,11 @@ fn tiny_folder(name: &str, config: &str, tensors: &[(String, Tensor)]) -> PathBu
     let dir = std::env::temp_dir().join(format!("ricci-minilm-test-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("config.json"), config).unwrap();
-    std::fs::copy(model_dir().join("tokenizer.json"), dir.join("tokenizer.json"))
-        .expect("tokenizer.json of all-MiniLM-L6-v2 (run scripts/fetch-minilm.sh)");
+    std::fs::copy(
+        model_dir().join("tokenizer.json"),
+        dir.join("tokenizer.json"),
+    )
+    .expect("tokenizer.json of all-MiniLM-L6-v2 (run scripts/fetch-minilm.sh)");
     let refs: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
     io::write_safetensors(dir.join("model.safetensors"), &refs, None).unwrap();
     dir
@@ -201,7 +221,10 @@ fn a_missing_tensor_is_named() {
         .filter(|(n, _)| n != "encoder.layer.0.attention.self.key.weight")
         .collect();
     let dir = tiny_folder("missing", TINY, &tensors);
-    let err = SentenceEncoder::from_dir(&dir).err().expect("must fail").to_string();
+    let err = SentenceEncoder::from_dir(&dir)
+        .err()
+        .expect("must fail")
+        .to_string();
     assert!(
         err.contains("missing tensor 'encoder.layer.0.attention.self.key.weight'")
             && err.contains("model.safetensors"),
@@ -223,7 +246,10 @@ fn a_wrong_shape_is_named_with_both_shapes() {
         })
         .collect();
     let dir = tiny_folder("shape", TINY, &tensors);
-    let err = SentenceEncoder::from_dir(&dir).err().expect("must fail").to_string();
+    let err = SentenceEncoder::from_dir(&dir)
+        .err()
+        .expect("must fail")
+        .to_string();
     assert!(
         err.contains("'encoder.layer.0.intermediate.dense.weight' has shape [8, 16]")
             && err.contains("[16, 8]"),
@@ -236,7 +262,10 @@ fn a_wrong_shape_is_named_with_both_shapes() {
 fn unsupported_configs_are_refused_with_the_setting() {
     let cases = [
         (r#""hidden_act": "swish""#, "hidden_act \"swish\""),
-        (r#""position_embedding_type": "relative_key""#, "relative_key"),
+        (
+            r#""position_embedding_type": "relative_key""#,
+            "relative_key",
+        ),
         (r#""num_attention_heads": 3"#, "not a multiple"),
     ];
     for (setting, expect) in cases {
@@ -246,8 +275,13 @@ fn unsupported_configs_are_refused_with_the_setting() {
         } else {
             TINY.replacen('{', &format!("{{{setting}, "), 1)
         };
-        let err = BertConfig::from_json(&json).err().expect("must fail").to_string();
-        assert!(err.contains("unsupported config") && err.contains(expect), "{err}");
+        let err = BertConfig::from_json(&json)
+            .expect_err("must fail")
+            .to_string();
+        assert!(
+            err.contains("unsupported config") && err.contains(expect),
+            "{err}"
+        );
     }
 }
 
@@ -260,6 +294,8 @@ fn from_tensors_accepts_the_bert_prefix_of_task_checkpoints() {
         .collect();
     let model = BertModel::from_tensors(config, tensors, "test").unwrap();
     let _g = ricci::no_grad();
-    let out = model.forward(&[101, 7592, 102, 0], &[0; 4], &[1, 1, 1, 0], 1, 4).unwrap();
+    let out = model
+        .forward(&[101, 7592, 102, 0], &[0; 4], &[1, 1, 1, 0], 1, 4)
+        .unwrap();
     assert_eq!(out.shape(), &[1, 4, 8]);
 }

@@ -253,8 +253,16 @@ fn eval(case: &Case, dtype: DType) -> Result<Vec<Tensor>> {
         // normalisation: inputs are x, then weight and bias when the flags say so
         "layer_norm" => {
             let mut params = xs[1..].iter();
-            let w = if case.flag("weight") { params.next() } else { None };
-            let b = if case.flag("bias") { params.next() } else { None };
+            let w = if case.flag("weight") {
+                params.next()
+            } else {
+                None
+            };
+            let b = if case.flag("bias") {
+                params.next()
+            } else {
+                None
+            };
             one(x().layer_norm(w, b, case.float("eps"))?)
         }
         other => panic!("{}: unknown op {other:?}", case.name),

@@ -95,10 +95,9 @@ pub fn read_safetensors_where(
 /// # Ok::<(), ricci::Error>(())
 /// ```
 pub fn read_safetensors_metadata(path: impl AsRef<Path>) -> Result<HashMap<String, String>> {
-    with_mapped(
-        path.as_ref(),
-        |bytes, what| Ok(parse(bytes, what, &|_| true)?.metadata),
-    )
+    with_mapped(path.as_ref(), |bytes, what| {
+        Ok(parse(bytes, what, &|_| true)?.metadata)
+    })
 }
 
 /// Writes `tensors` (any views) and optional string `metadata` to a

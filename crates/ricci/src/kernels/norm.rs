@@ -25,8 +25,8 @@ pub fn layer_norm_rows<T: Element>(
     out: &mut [T],
 ) {
     debug_assert_eq!(src.len(), out.len());
-    debug_assert!(weight.map_or(true, |w| w.len() == n));
-    debug_assert!(bias.map_or(true, |b| b.len() == n));
+    debug_assert!(weight.is_none_or(|w| w.len() == n));
+    debug_assert!(bias.is_none_or(|b| b.len() == n));
     if n == 0 || src.is_empty() {
         return;
     }
@@ -44,15 +44,9 @@ pub fn layer_norm_rows<T: Element>(
                     .iter_mut()
                     .zip(w.iter().zip(b))
                     .for_each(|(y, (&w, &b))| *y = *y * rstd * w + b),
-                (Some(w), None) => y
-                    .iter_mut()
-                    .zip(w)
-                    .for_each(|(y, &w)| *y = *y * rstd * w),
-                (None, Some(b)) => y
-                    .iter_mut()
-                    .zip(b)
-                    .for_each(|(y, &b)| *y = *y * rstd + b),
-                (None, None) => y.iter_mut().for_each(|y| *y = *y * rstd),
+                (Some(w), None) => y.iter_mut().zip(w).for_each(|(y, &w)| *y = *y * rstd * w),
+                (None, Some(b)) => y.iter_mut().zip(b).for_each(|(y, &b)| *y = *y * rstd + b),
+                (None, None) => y.iter_mut().for_each(|y| *y *= rstd),
             }
         })
     };
@@ -92,12 +86,16 @@ mod tests {
     #[test]
     fn rows_match_the_formula_with_and_without_affine() {
         let n = 7;
-        let src: Vec<f64> = (0..5 * n).map(|i| ((i * 13) % 17) as f64 * 0.3 - 2.0).collect();
+        let src: Vec<f64> = (0..5 * n)
+            .map(|i| ((i * 13) % 17) as f64 * 0.3 - 2.0)
+            .collect();
         let w: Vec<f64> = (0..n).map(|j| 0.5 + j as f64 * 0.1).collect();
         let b: Vec<f64> = (0..n).map(|j| j as f64 * -0.2).collect();
         let ones = vec![1.0; n];
         let zeros = vec![0.0; n];
-        let cases: [(Option<&[f64]>, Option<&[f64]>, &[f64], &[f64]); 4] = [
+        // (weight, bias) given to the kernel, and the ones the formula uses.
+        type Case<'a> = (Option<&'a [f64]>, Option<&'a [f64]>, &'a [f64], &'a [f64]);
+        let cases: [Case; 4] = [
             (Some(&w), Some(&b), &w, &b),
             (Some(&w), None, &w, &zeros),
             (None, Some(&b), &ones, &b),

@@ -54,10 +54,16 @@ impl Tensor {
     ) -> Result<Tensor> {
         const OP: &str = "layer_norm";
         if self.rank() == 0 {
-            return Err(Error::invalid(OP, "needs at least one dimension, got a scalar"));
+            return Err(Error::invalid(
+                OP,
+                "needs at least one dimension, got a scalar",
+            ));
         }
         if !(eps >= 0.0 && eps.is_finite()) {
-            return Err(Error::invalid(OP, format!("eps must be finite and >= 0, got {eps}")));
+            return Err(Error::invalid(
+                OP,
+                format!("eps must be finite and >= 0, got {eps}"),
+            ));
         }
         let n = self.shape()[self.rank() - 1];
         for p in [weight, bias].into_iter().flatten() {

@@ -125,7 +125,7 @@ impl BertConfig {
         if let Some((name, _)) = sizes.iter().find(|(_, v)| *v == 0) {
             return Err(unsupported(format!("{name} must be positive")));
         }
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(unsupported(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
                 self.hidden_size, self.num_attention_heads
@@ -280,7 +280,8 @@ fn read_pooling(path: &Path) -> Result<Vec<Pooling>> {
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::format(path.display().to_string(), e.to_string()))
+    serde_json::from_str(&text)
+        .map_err(|e| Error::format(path.display().to_string(), e.to_string()))
 }
 
 fn unsupported(msg: String) -> Error {

@@ -98,7 +98,8 @@ impl BertModel {
             file,
         };
         let (h, i) = (config.hidden_size, config.intermediate_size);
-        let word_embeddings = take.get("embeddings.word_embeddings.weight", &[config.vocab_size, h])?;
+        let word_embeddings =
+            take.get("embeddings.word_embeddings.weight", &[config.vocab_size, h])?;
         let position_embeddings = take.get(
             "embeddings.position_embeddings.weight",
             &[config.max_position_embeddings, h],
@@ -153,9 +154,8 @@ impl BertModel {
         let path = dir.join("model.safetensors");
         // Only float tensors are wanted: HF checkpoints also carry an I64
         // `embeddings.position_ids` buffer, which is skipped.
-        let tensors = crate::io::read_safetensors_where(&path, |name| {
-            !name.ends_with("position_ids")
-        })?;
+        let tensors =
+            crate::io::read_safetensors_where(&path, |name| !name.ends_with("position_ids"))?;
         Self::from_tensors(
             config,
             tensors.into_iter().collect(),
@@ -218,7 +218,11 @@ impl BertModel {
             .add(&positions)?
             .add(&self.token_type_embeddings.embedding(&types_t)?)?;
         let mut x = x
-            .layer_norm(Some(&self.embed_norm_weight), Some(&self.embed_norm_bias), c.layer_norm_eps)?
+            .layer_norm(
+                Some(&self.embed_norm_weight),
+                Some(&self.embed_norm_bias),
+                c.layer_norm_eps,
+            )?
             .reshape([n, h])?;
 
         // Additive mask [batch, 1, 1, seq]: 0 for tokens, MASKED_SCORE for padding.
@@ -238,7 +242,10 @@ impl BertModel {
             let q = qkv.narrow(0, 0, 1)?.squeeze(0)?.mul_scalar(scale);
             let k = qkv.narrow(0, 1, 1)?.squeeze(0)?;
             let v = qkv.narrow(0, 2, 1)?.squeeze(0)?;
-            let probs = q.matmul(&k.transpose(-1, -2)?)?.add(&mask_bias)?.softmax(-1)?;
+            let probs = q
+                .matmul(&k.transpose(-1, -2)?)?
+                .add(&mask_bias)?
+                .softmax(-1)?;
             // [batch, heads, seq, hd] -> [batch, seq, heads, hd] -> [n, h].
             let ctx = probs.matmul(&v)?.permute([0, 2, 1, 3])?.reshape([n, h])?;
             let attn = linear(&ctx, &layer.attn_out_weight, Some(&layer.attn_out_bias))?;

@@ -150,7 +150,11 @@ impl SentenceEncoder {
 
     /// Pads encodings to the longest one.
     fn pad<'a>(&self, encodings: impl Iterator<Item = &'a tokenizers::Encoding> + Clone) -> Batch {
-        let seq = encodings.clone().map(|e| e.get_ids().len()).max().unwrap_or(0);
+        let seq = encodings
+            .clone()
+            .map(|e| e.get_ids().len())
+            .max()
+            .unwrap_or(0);
         let mut b = Batch {
             ids: Vec::new(),
             type_ids: Vec::new(),
@@ -160,14 +164,20 @@ impl SentenceEncoder {
         };
         for e in encodings {
             let pad = seq - e.get_ids().len();
-            b.ids.extend(e.get_ids().iter().copied().chain(std::iter::repeat(self.pad_id).take(pad)));
+            b.ids.extend(
+                e.get_ids()
+                    .iter()
+                    .copied()
+                    .chain(std::iter::repeat_n(self.pad_id, pad)),
+            );
             b.type_ids.extend(
                 e.get_type_ids()
                     .iter()
                     .copied()
-                    .chain(std::iter::repeat(self.pad_type_id).take(pad)),
+                    .chain(std::iter::repeat_n(self.pad_type_id, pad)),
             );
-            b.mask.extend(std::iter::repeat(1).take(seq - pad).chain(std::iter::repeat(0).take(pad)));
+            b.mask
+                .extend(std::iter::repeat_n(1, seq - pad).chain(std::iter::repeat_n(0, pad)));
             b.batch += 1;
         }
         b
@@ -175,7 +185,9 @@ impl SentenceEncoder {
 
     /// Encoder, pooling and normalisation for one padded batch: `[batch, dim]`.
     fn embed_padded(&self, b: &Batch) -> Result<Tensor> {
-        let tokens = self.model.forward(&b.ids, &b.type_ids, &b.mask, b.batch, b.seq)?;
+        let tokens = self
+            .model
+            .forward(&b.ids, &b.type_ids, &b.mask, b.batch, b.seq)?;
         let mask: Vec<f32> = b.mask.iter().map(|&m| m as f32).collect();
         let mask = Tensor::from_vec(mask, &[b.batch, b.seq, 1])?;
         let pooled = pool(&tokens, &mask, &self.config.pooling)?;
@@ -216,7 +228,8 @@ pub fn pool(tokens: &Tensor, mask: &Tensor, modes: &[Pooling]) -> Result<Tensor>
 fn load_tokenizer(path: &Path, max_len: usize) -> Result<Tokenizer> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let what = || path.display().to_string();
-    let mut tokenizer = Tokenizer::from_bytes(bytes).map_err(|e| Error::format(what(), e.to_string()))?;
+    let mut tokenizer =
+        Tokenizer::from_bytes(bytes).map_err(|e| Error::format(what(), e.to_string()))?;
     let truncation = TruncationParams {
         direction: TruncationDirection::Right,
         max_length: max_len,
@@ -237,7 +250,9 @@ mod tests {
     fn pooling_ignores_padding() {
         // Two sequences of 3 tokens, 2-dim vectors; the second has one pad.
         let tokens = Tensor::from_vec(
-            vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0, 1.0, -1.0, 3.0, 1.0, 100.0, 100.0],
+            vec![
+                1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0, 1.0, -1.0, 3.0, 1.0, 100.0, 100.0,
+            ],
             &[2, 3, 2],
         )
         .unwrap();
@@ -247,17 +262,33 @@ mod tests {
         assert_eq!(got(Pooling::Max), vec![5.0, 6.0, 3.0, 1.0]);
         assert_eq!(got(Pooling::Mean), vec![3.0, 4.0, 2.0, 0.0]);
         let s = got(Pooling::MeanSqrtLen);
-        let want = [9.0 / 3f32.sqrt(), 12.0 / 3f32.sqrt(), 4.0 / 2f32.sqrt(), 0.0];
-        assert!(s.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6), "{s:?}");
+        let want = [
+            9.0 / 3f32.sqrt(),
+            12.0 / 3f32.sqrt(),
+            4.0 / 2f32.sqrt(),
+            0.0,
+        ];
+        assert!(
+            s.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6),
+            "{s:?}"
+        );
         let both = pool(&tokens, &mask, &[Pooling::Cls, Pooling::Mean]).unwrap();
         assert_eq!(both.shape(), &[2, 4]);
-        assert_eq!(both.to_vec::<f32>().unwrap(), vec![1.0, 2.0, 3.0, 4.0, 1.0, -1.0, 2.0, 0.0]);
+        assert_eq!(
+            both.to_vec::<f32>().unwrap(),
+            vec![1.0, 2.0, 3.0, 4.0, 1.0, -1.0, 2.0, 0.0]
+        );
     }
 
     #[test]
     fn a_missing_folder_says_how_to_get_the_model() {
-        let err = SentenceEncoder::from_dir("/nonexistent/ricci-model").err().unwrap();
+        let err = SentenceEncoder::from_dir("/nonexistent/ricci-model")
+            .err()
+            .unwrap();
         let msg = err.to_string();
-        assert!(msg.contains("/nonexistent/ricci-model") && msg.contains("fetch-minilm"), "{msg}");
+        assert!(
+            msg.contains("/nonexistent/ricci-model") && msg.contains("fetch-minilm"),
+            "{msg}"
+        );
     }
 }
