@@ -28,18 +28,26 @@ use crate::error::{Error, Result};
 /// ```
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 pub struct BertConfig {
+    /// Rows of the word-embedding table.
     pub vocab_size: usize,
+    /// Width of every token vector (384 for MiniLM-L6).
     pub hidden_size: usize,
+    /// Number of transformer layers.
     pub num_hidden_layers: usize,
+    /// Attention heads per layer; must divide `hidden_size`.
     pub num_attention_heads: usize,
+    /// Width of the feed-forward layer.
     pub intermediate_size: usize,
     /// `"gelu"` (erf form), `"gelu_new"` / `"gelu_pytorch_tanh"` (tanh form) or `"relu"`.
     #[serde(default = "default_act")]
     pub hidden_act: String,
+    /// Longest sequence the position table covers (default 512).
     #[serde(default = "default_max_positions")]
     pub max_position_embeddings: usize,
+    /// Rows of the token-type table (default 2).
     #[serde(default = "default_type_vocab")]
     pub type_vocab_size: usize,
+    /// The layer norms' eps (default 1e-12, BERT's).
     #[serde(default = "default_eps")]
     pub layer_norm_eps: f64,
     /// Only `"absolute"` is supported.
@@ -70,6 +78,7 @@ pub enum Activation {
     Gelu,
     /// The tanh approximation (`"gelu_new"`, `"gelu_pytorch_tanh"`).
     GeluTanh,
+    /// `max(x, 0)`.
     Relu,
 }
 

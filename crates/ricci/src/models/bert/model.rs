@@ -163,6 +163,7 @@ impl BertModel {
         )
     }
 
+    /// The hyper-parameters this model was built from.
     pub fn config(&self) -> &BertConfig {
         &self.config
     }

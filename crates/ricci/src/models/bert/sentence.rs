@@ -80,10 +80,12 @@ impl SentenceEncoder {
         })
     }
 
+    /// The BERT encoder.
     pub fn model(&self) -> &BertModel {
         &self.model
     }
 
+    /// Pooling, normalisation and `max_seq_length`.
     pub fn config(&self) -> &SentenceConfig {
         &self.config
     }
