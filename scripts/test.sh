@@ -3,5 +3,7 @@
 # Builds and runs every test of the workspace: unit, integration, doc tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The MiniLM tests need the model folder (gitignored); fetched once.
+scripts/fetch-minilm.sh
 cargo test --workspace --all-targets
 cargo test --workspace --doc

@@ -4,6 +4,7 @@
 
 mod bench;
 mod einsum;
+mod embed;
 mod planned;
 mod train;
 
@@ -25,10 +26,10 @@ enum Command {
     Train(train::TrainArgs),
     /// Generate text from a trained model
     Sample(train::SampleArgs),
-    /// Embed sentences with a MiniLM-compatible encoder (planned)
-    Embed(planned::PlannedArgs),
-    /// Cosine similarity between embedded sentences (planned)
-    Similarity(planned::PlannedArgs),
+    /// Embed sentences with a MiniLM-compatible encoder
+    Embed(embed::EmbedArgs),
+    /// Cosine similarity between two embedded sentences
+    Similarity(embed::SimilarityArgs),
     /// Evaluate an einsum equation on .npy inputs, or plan its contraction path
     Einsum(einsum::EinsumArgs),
     /// CP / Tucker / tensor-train decomposition of a tensor (planned)
@@ -60,8 +61,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(args) => train::run(&args),
         Command::Sample(args) => train::sample(&args),
-        Command::Embed(_) => Ok(planned::not_implemented("embed")),
-        Command::Similarity(_) => Ok(planned::not_implemented("similarity")),
+        Command::Embed(args) => embed::run_embed(&args),
+        Command::Similarity(args) => embed::run_similarity(&args),
         Command::Einsum(args) => einsum::run(&args),
         Command::Decompose(_) => Ok(planned::not_implemented("decompose")),
         Command::Compress(_) => Ok(planned::not_implemented("compress")),

@@ -508,6 +508,30 @@ const ROWS: &[Row] = &[
         f: |x| ricci::einsum("...ij,...ik->...jk", &[&x[0], &x[0]]),
         second_order: true,
     },
+    Row {
+        name: "layer_norm (fused) with weight and bias",
+        inputs: &[(&[2, 5], -2.0, 2.0), (&[5], 0.5, 1.5), (&[5], -1.0, 1.0)],
+        f: |x| x[0].layer_norm(Some(&x[1]), Some(&x[2]), 1e-5),
+        second_order: true,
+    },
+    Row {
+        name: "layer_norm (fused) of [2, 3, 4], no affine",
+        inputs: &[(&[2, 3, 4], -2.0, 2.0)],
+        f: |x| x[0].layer_norm(None, None, 1e-5),
+        second_order: true,
+    },
+    Row {
+        name: "layer_norm (fused) weight only, transposed input",
+        inputs: &[(&[4, 3], -2.0, 2.0), (&[4], 0.5, 1.5)],
+        f: |x| x[0].t()?.layer_norm(Some(&x[1]), None, 1e-3),
+        second_order: true,
+    },
+    Row {
+        name: "layer_norm (fused) bias only",
+        inputs: &[(&[3, 4], -2.0, 2.0), (&[4], -1.0, 1.0)],
+        f: |x| Ok(x[0].layer_norm(None, Some(&x[1]), 1e-5)?.exp()),
+        second_order: true,
+    },
 ];
 
 #[test]

@@ -250,6 +250,21 @@ fn eval(case: &Case, dtype: DType) -> Result<Vec<Tensor>> {
         "masked_fill" => one(x().masked_fill(y(), case.float("value"))?),
         "one_hot" => one(x().one_hot(case.usize("classes"))?),
         "embedding" => one(x().embedding(y())?),
+        // normalisation: inputs are x, then weight and bias when the flags say so
+        "layer_norm" => {
+            let mut params = xs[1..].iter();
+            let w = if case.flag("weight") {
+                params.next()
+            } else {
+                None
+            };
+            let b = if case.flag("bias") {
+                params.next()
+            } else {
+                None
+            };
+            one(x().layer_norm(w, b, case.float("eps"))?)
+        }
         other => panic!("{}: unknown op {other:?}", case.name),
     }
 }
@@ -519,6 +534,12 @@ dtype_tests! {
     fn indexing_matches_pytorch_semantics(dtype) {
         check_section("index", &[], dtype);
     }
+
+    /// The fused layer_norm: with and without weight/bias, any leading
+    /// shape, a transposed input, an offset mean with BERT's eps of 1e-12.
+    fn layer_norm_matches_numpy(dtype) {
+        check_section("norm", &[], dtype);
+    }
 }
 
 /// Every case in the fixture is run by one of the tests above.
@@ -526,6 +547,7 @@ dtype_tests! {
 fn every_fixture_case_is_checked() {
     let sections = [
         "creation", "unary", "binary", "reduce", "softmax", "matmul", "views", "movement", "index",
+        "norm",
     ];
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ops.json");
     let doc: serde_json::Map<String, Value> =

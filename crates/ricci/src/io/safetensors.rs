@@ -46,11 +46,34 @@ const MAX_HEADER_LEN: u64 = 100_000_000;
 /// # Ok::<(), ricci::Error>(())
 /// ```
 pub fn read_safetensors(path: impl AsRef<Path>) -> Result<Vec<(String, Tensor)>> {
+    read_safetensors_where(path, |_| true)
+}
+
+/// Reads the tensors whose names `keep` accepts, in file order. Skipped
+/// entries may have any dtype (a Hugging Face checkpoint's I64
+/// `position_ids` buffer, say) and are not copied; the file is still
+/// checked whole.
+///
+/// ```
+/// # use ricci::{io, Tensor};
+/// let path = std::env::temp_dir().join("ricci_doc_read_safetensors_where.safetensors");
+/// let a = Tensor::from_vec(vec![1.0f32, 2.0], &[2])?;
+/// io::write_safetensors(&path, &[("a", &a), ("b", &a)], None)?;
+/// let only_a = io::read_safetensors_where(&path, |name| name == "a")?;
+/// assert_eq!(only_a.len(), 1);
+/// assert_eq!(only_a[0].0, "a");
+/// # std::fs::remove_file(&path).ok();
+/// # Ok::<(), ricci::Error>(())
+/// ```
+pub fn read_safetensors_where(
+    path: impl AsRef<Path>,
+    keep: impl Fn(&str) -> bool,
+) -> Result<Vec<(String, Tensor)>> {
     with_mapped(path.as_ref(), |bytes, what| {
-        let parsed = parse(bytes, what)?;
+        let parsed = parse(bytes, what, &keep)?;
         let data = &bytes[parsed.data_start..];
         let mut out = Vec::with_capacity(parsed.tensors.len());
-        for (name, info) in parsed.tensors {
+        for (name, info) in parsed.tensors.into_iter().filter(|(n, _)| keep(n)) {
             let (begin, end) = info.data_offsets;
             let tensor = to_tensor(&info, &data[begin..end])?;
             out.push((name, tensor));
@@ -72,10 +95,9 @@ pub fn read_safetensors(path: impl AsRef<Path>) -> Result<Vec<(String, Tensor)>>
 /// # Ok::<(), ricci::Error>(())
 /// ```
 pub fn read_safetensors_metadata(path: impl AsRef<Path>) -> Result<HashMap<String, String>> {
-    with_mapped(
-        path.as_ref(),
-        |bytes, what| Ok(parse(bytes, what)?.metadata),
-    )
+    with_mapped(path.as_ref(), |bytes, what| {
+        Ok(parse(bytes, what, &|_| true)?.metadata)
+    })
 }
 
 /// Writes `tensors` (any views) and optional string `metadata` to a
@@ -177,9 +199,9 @@ struct Parsed {
 }
 
 /// Parses and checks the header of the safetensors file `bytes`: every
-/// tensor has a dtype we read, a shape matching its byte span, and spans
-/// tile the data exactly.
-fn parse(bytes: &[u8], what: &str) -> Result<Parsed> {
+/// tensor that `keep` accepts has a dtype we read, every tensor has a shape
+/// matching its byte span, and spans tile the data exactly.
+fn parse(bytes: &[u8], what: &str, keep: &dyn Fn(&str) -> bool) -> Result<Parsed> {
     let bad = |msg: String| Error::format(what, msg);
     let len = bytes.len();
     let mut n = [0u8; 8];
@@ -239,10 +261,12 @@ fn parse(bytes: &[u8], what: &str) -> Result<Parsed> {
             };
             return Err(at(format!("{how}: expected to begin at {covered}")));
         }
-        if !matches!(
-            info.dtype,
-            Dtype::F32 | Dtype::F64 | Dtype::F16 | Dtype::BF16
-        ) {
+        if keep(name)
+            && !matches!(
+                info.dtype,
+                Dtype::F32 | Dtype::F64 | Dtype::F16 | Dtype::BF16
+            )
+        {
             return Err(bad(format!(
                 "tensor '{name}' has dtype {:?}, which ricci cannot read \
                  (F32, F64, F16, BF16 are supported)",

@@ -8,6 +8,7 @@
 
 pub mod map;
 pub mod matmul;
+pub mod norm;
 pub mod par;
 pub mod reduce;
 pub mod simd;

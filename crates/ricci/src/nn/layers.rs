@@ -124,16 +124,11 @@ impl LayerNorm {
 
 impl Module for LayerNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mean = x.mean(-1, true)?;
-        let centred = x.sub(&mean)?;
-        let var = centred.square().mean(-1, true)?;
-        let y = centred
-            .mul(&var.add_scalar(self.eps).rsqrt())?
-            .mul(self.weight.tensor())?;
-        match &self.bias {
-            Some(b) => y.add(b.tensor()),
-            None => Ok(y),
-        }
+        x.layer_norm(
+            Some(self.weight.tensor()),
+            self.bias.as_ref().map(Var::tensor),
+            self.eps,
+        )
     }
 
     fn named_parameters(&self) -> Vec<(String, Var)> {

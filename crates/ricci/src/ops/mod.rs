@@ -9,6 +9,7 @@ mod binary;
 mod index;
 mod matmul;
 mod movement;
+mod norm;
 mod reduce;
 mod unary;
 
