@@ -368,8 +368,9 @@ fn ctrl_c_saves_a_checkpoint_that_resumes() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+    // The shell's built-in kill: no dependency on a kill binary being installed.
+    let status = std::process::Command::new("sh")
+        .args(["-c", &format!("kill -INT {}", child.id())])
         .status()
         .unwrap();
     assert!(status.success());
