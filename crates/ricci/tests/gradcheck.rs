@@ -8,7 +8,7 @@
 //! `L(x) = sum(w * f(x))` with a fixed random `w`, autodiff's `<dL/dx, v>`
 //! must equal `(L(x + h v) - L(x - h v)) / 2h`.
 
-use ricci::autograd::{grad, hessian, hvp, jacobian, jvp, vjp};
+use ricci::autograd::{grad, gradcheck, hessian, jacobian, jvp, vjp, GradcheckOptions};
 use ricci::{linear, DType, Result, Rng, Tensor};
 
 type Op = fn(&[Tensor]) -> Result<Tensor>;
@@ -25,66 +25,20 @@ fn rand_in(shape: &[usize], lo: f64, hi: f64, rng: &mut Rng) -> Tensor {
     Tensor::uniform(shape, lo, hi, DType::F64, rng)
 }
 
-fn dot(a: &Tensor, b: &Tensor) -> f64 {
-    a.mul(b).unwrap().sum_all().to_f64().unwrap()
-}
-
-/// `L(xs) = sum(w * f(xs))` for a fixed weight `w` shaped like the output.
-fn loss(f: Op, xs: &[Tensor], w: &Tensor) -> Result<Tensor> {
-    Ok(f(xs)?.mul(w)?.sum_all())
-}
-
+/// The row's op against finite differences (first order, and second
+/// order when the row asks), through `ricci::autograd::gradcheck`.
 fn check_row(row: &Row, rng: &mut Rng) {
     let xs: Vec<Tensor> = row
         .inputs
         .iter()
         .map(|&(s, lo, hi)| rand_in(s, lo, hi, rng))
         .collect();
-    let out = (row.f)(&xs).unwrap_or_else(|e| panic!("{}: forward failed: {e}", row.name));
-    let w = Tensor::randn(out.shape(), DType::F64, rng);
-    let f = row.f;
-    let g =
-        grad(|x| loss(f, x, &w), &xs).unwrap_or_else(|e| panic!("{}: grad failed: {e}", row.name));
-    let h = 1e-6;
-    for (i, x) in xs.iter().enumerate() {
-        let v = Tensor::randn(x.shape(), DType::F64, rng);
-        let shifted = |sign: f64| {
-            let mut ys = xs.clone();
-            ys[i] = x.add(&v.mul_scalar(sign * h)).unwrap();
-            loss(f, &ys, &w).unwrap().to_f64().unwrap()
-        };
-        let fd = (shifted(1.0) - shifted(-1.0)) / (2.0 * h);
-        let ad = dot(&g[i], &v);
-        let tol = 1e-6 * (1.0 + fd.abs());
-        assert!(
-            (fd - ad).abs() < tol,
-            "{} input {i}: autodiff {ad}, finite differences {fd}",
-            row.name
-        );
-
-        if row.second_order {
-            // H v for input i (the others held fixed), against finite differences of the gradient.
-            let others = xs.clone();
-            let fi = |xi: &Tensor| {
-                let mut ys = others.clone();
-                ys[i] = xi.clone();
-                loss(f, &ys, &w)
-            };
-            let hv = hvp(fi, x, &v).unwrap_or_else(|e| panic!("{}: hvp failed: {e}", row.name));
-            let grad_at = |sign: f64| {
-                let xi = x.add(&v.mul_scalar(sign * 1e-5)).unwrap();
-                grad(|y| fi(&y[0]), &[xi]).unwrap().remove(0)
-            };
-            let fd_hv = grad_at(1.0).sub(&grad_at(-1.0)).unwrap().div_scalar(2e-5);
-            let u = Tensor::randn(x.shape(), DType::F64, rng);
-            let (a, b) = (dot(&hv, &u), dot(&fd_hv, &u));
-            assert!(
-                (a - b).abs() < 1e-5 * (1.0 + b.abs()),
-                "{} input {i}: Hv·u {a}, finite differences {b}",
-                row.name
-            );
-        }
-    }
+    let opts = GradcheckOptions {
+        second_order: row.second_order,
+        seed: rng.next_u64(),
+        ..GradcheckOptions::default()
+    };
+    gradcheck(row.f, &xs, &opts).unwrap_or_else(|e| panic!("{}: {e}", row.name));
 }
 
 fn ids(v: &[usize], shape: &[usize]) -> Tensor {

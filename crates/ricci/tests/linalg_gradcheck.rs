@@ -9,7 +9,7 @@
 //! are written as sign-invariant functions (`U ∘ U`, `U Vᵀ`), as a user's
 //! loss must be.
 
-use ricci::autograd::{grad, hvp};
+use ricci::autograd::{grad, gradcheck, GradcheckOptions};
 use ricci::linalg::{self, MatrixNorm};
 use ricci::{DType, Result, Rng, Tensor};
 
@@ -26,58 +26,20 @@ fn dot(a: &Tensor, b: &Tensor) -> f64 {
     a.mul(b).unwrap().sum_all().to_f64().unwrap()
 }
 
-fn loss(f: Op, xs: &[Tensor], w: &Tensor) -> Result<Tensor> {
-    Ok(f(xs)?.mul(w)?.sum_all())
-}
-
+/// The row's op against finite differences (first order, and second
+/// order when the row asks), through `ricci::autograd::gradcheck`.
 fn check_row(row: &Row, rng: &mut Rng) {
     let xs: Vec<Tensor> = row
         .inputs
         .iter()
         .map(|s| Tensor::uniform(s, -1.0, 1.0, DType::F64, rng))
         .collect();
-    let out = (row.f)(&xs).unwrap_or_else(|e| panic!("{}: forward failed: {e}", row.name));
-    let w = Tensor::randn(out.shape(), DType::F64, rng);
-    let f = row.f;
-    let g =
-        grad(|x| loss(f, x, &w), &xs).unwrap_or_else(|e| panic!("{}: grad failed: {e}", row.name));
-    let h = 1e-6;
-    for (i, x) in xs.iter().enumerate() {
-        let v = Tensor::randn(x.shape(), DType::F64, rng);
-        let shifted = |sign: f64| {
-            let mut ys = xs.clone();
-            ys[i] = x.add(&v.mul_scalar(sign * h)).unwrap();
-            loss(f, &ys, &w).unwrap().to_f64().unwrap()
-        };
-        let fd = (shifted(1.0) - shifted(-1.0)) / (2.0 * h);
-        let ad = dot(&g[i], &v);
-        assert!(
-            (fd - ad).abs() < 1e-6 * (1.0 + fd.abs()),
-            "{} input {i}: autodiff {ad}, finite differences {fd}",
-            row.name
-        );
-        if row.second_order {
-            let others = xs.clone();
-            let fi = |xi: &Tensor| {
-                let mut ys = others.clone();
-                ys[i] = xi.clone();
-                loss(f, &ys, &w)
-            };
-            let hv = hvp(fi, x, &v).unwrap_or_else(|e| panic!("{}: hvp failed: {e}", row.name));
-            let grad_at = |sign: f64| {
-                let xi = x.add(&v.mul_scalar(sign * 1e-5)).unwrap();
-                grad(|y| fi(&y[0]), &[xi]).unwrap().remove(0)
-            };
-            let fd_hv = grad_at(1.0).sub(&grad_at(-1.0)).unwrap().div_scalar(2e-5);
-            let u = Tensor::randn(x.shape(), DType::F64, rng);
-            let (a, b) = (dot(&hv, &u), dot(&fd_hv, &u));
-            assert!(
-                (a - b).abs() < 1e-5 * (1.0 + b.abs()),
-                "{} input {i}: Hv·u {a}, finite differences {b}",
-                row.name
-            );
-        }
-    }
+    let opts = GradcheckOptions {
+        second_order: row.second_order,
+        seed: rng.next_u64(),
+        ..GradcheckOptions::default()
+    };
+    gradcheck(row.f, &xs, &opts).unwrap_or_else(|e| panic!("{}: {e}", row.name));
 }
 
 /// `x + c I` on the last two dims: keeps random inputs well away from singular.
