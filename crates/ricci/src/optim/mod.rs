@@ -121,7 +121,7 @@ impl WarmupCosine {
 }
 
 /// The `step` count of a saved state: a whole number >= 0.
-pub(crate) fn saved_step(state: &[(String, Tensor)]) -> Result<u64> {
+fn saved_step(state: &[(String, Tensor)]) -> Result<u64> {
     let step = state_tensor(state, "step", &[])?.to_f64()?;
     if !(step >= 0.0 && step.fract() == 0.0) {
         return Err(Error::invalid(
@@ -220,36 +220,39 @@ pub(crate) fn zero_state(params: &[(String, Var)], k: usize) -> Vec<Vec<Tensor>>
         .collect()
 }
 
-/// Loads `names[j]`-suffixed buffers for every parameter into `states`.
+/// Restores a saved state into `states` (the buffers `param.suffix` of
+/// every parameter) and returns its step count.
 pub(crate) fn load_buffers(
     params: &[(String, Var)],
     states: &[Vec<Tensor>],
     suffixes: &[&str],
     saved: &[(String, Tensor)],
-) -> Result<()> {
+) -> Result<u64> {
+    let step = saved_step(saved)?;
     for ((name, var), bufs) in params.iter().zip(states) {
         for (suffix, buf) in suffixes.iter().zip(bufs) {
             let t = state_tensor(saved, &format!("{name}.{suffix}"), var.shape())?;
             Var::assign_to(buf, t)?;
         }
     }
-    Ok(())
+    Ok(step)
 }
 
-/// Named handles to every state buffer, `param.suffix`.
+/// The state as saved: the step count, then named handles to every state
+/// buffer, `param.suffix`.
 pub(crate) fn named_buffers(
+    step: u64,
     params: &[(String, Var)],
     states: &[Vec<Tensor>],
     suffixes: &[&str],
 ) -> Vec<(String, Tensor)> {
-    params
-        .iter()
-        .zip(states)
-        .flat_map(|((name, _), bufs)| {
-            suffixes
-                .iter()
-                .zip(bufs)
-                .map(move |(s, b)| (format!("{name}.{s}"), b.detach()))
-        })
+    let buffers = params.iter().zip(states).flat_map(|((name, _), bufs)| {
+        suffixes
+            .iter()
+            .zip(bufs)
+            .map(move |(s, b)| (format!("{name}.{s}"), b.detach()))
+    });
+    std::iter::once(("step".to_string(), Tensor::scalar(step as f64)))
+        .chain(buffers)
         .collect()
 }

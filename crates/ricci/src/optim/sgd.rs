@@ -105,14 +105,10 @@ impl Optimizer for Sgd {
         self.config.lr = lr;
     }
     fn state(&self) -> Vec<(String, Tensor)> {
-        let mut s = vec![("step".to_string(), Tensor::scalar(self.step as f64))];
-        s.extend(named_buffers(&self.params, &self.state, &BUFFERS));
-        s
+        named_buffers(self.step, &self.params, &self.state, &BUFFERS)
     }
     fn load_state(&mut self, saved: &[(String, Tensor)]) -> Result<()> {
-        let step = super::saved_step(saved)?;
-        load_buffers(&self.params, &self.state, &BUFFERS, saved)?;
-        self.step = step;
+        self.step = load_buffers(&self.params, &self.state, &BUFFERS, saved)?;
         Ok(())
     }
 }
