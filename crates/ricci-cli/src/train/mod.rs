@@ -193,11 +193,12 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode, CliError> {
         return Err(CliError("--batch-size and --steps must be positive".into()));
     }
 
-    let mut init_rng = Rng::new(tc.seed);
-    let mut model = Gpt::new(&config.model, DType::F32, &mut init_rng)?;
-    let params = model.named_parameters();
+    let mut model = match &resume_from {
+        Some(dir) => checkpoint::load_model(dir, &config)?,
+        None => Gpt::new(&config.model, DType::F32, &mut Rng::new(tc.seed))?,
+    };
     let mut opt = AdamW::new(
-        params.clone(),
+        model.named_parameters(),
         AdamConfig {
             lr: tc.lr,
             beta1: tc.beta1,
@@ -212,29 +213,26 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode, CliError> {
         warmup_steps: tc.warmup_steps,
         total_steps: tc.steps,
     };
-    let mut progress = Progress {
-        step: 0,
-        rng: Rng::new(tc.seed.wrapping_add(1)),
-        train_seconds: 0.0,
-    };
-    let mut log = plot::LossLog::default();
-    match &resume_from {
+    let (mut progress, mut log) = match &resume_from {
         Some(dir) => {
-            model = checkpoint::load_model(dir, &config)?;
-            let params_loaded = model.named_parameters();
-            opt = AdamW::new(params_loaded, opt.config().clone());
-            let (state, p) = checkpoint::load_training_state(dir)?;
+            let (state, progress) = checkpoint::load_training_state(dir)?;
             opt.load_state(&state)
                 .map_err(|e| CliError(format!("{}: {e}", dir.display())))?;
-            progress = p;
-            log = plot::LossLog::read(&dir.join("loss.csv"), progress.step)?;
+            let log = plot::LossLog::read(&dir.join("loss.csv"), progress.step)?;
+            (progress, log)
         }
         None => {
             std::fs::create_dir_all(&out)
                 .map_err(|e| CliError(format!("cannot create {}: {e}", out.display())))?;
             checkpoint::write_config(&out, &config)?;
+            let progress = Progress {
+                step: 0,
+                rng: Rng::new(tc.seed.wrapping_add(1)),
+                train_seconds: 0.0,
+            };
+            (progress, plot::LossLog::default())
         }
-    }
+    };
     let params: Vec<_> = model.parameters();
     model.set_training(true);
 
