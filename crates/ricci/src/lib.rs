@@ -22,6 +22,7 @@
 //! # Ok::<(), ricci::Error>(())
 //! ```
 
+pub mod analysis;
 pub mod autograd;
 pub mod data;
 pub mod einsum;

@@ -20,6 +20,7 @@ use std::cell::Cell;
 use std::sync::Arc;
 
 pub use check::{gradcheck, GradcheckOptions};
+pub(crate) use engine::grad_of_allow_unused;
 pub use engine::{grad_of, Grads};
 pub use functional::{grad, hessian, hvp, jacobian, jvp, vjp};
 

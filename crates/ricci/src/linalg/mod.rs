@@ -53,7 +53,10 @@ mod svd;
 
 pub use cholesky::{cholesky, solve_triangular};
 pub use eigh::{eigh, eigvalsh, Eigh};
-pub use lanczos::{lanczos, power_iteration, Lanczos, LanczosParams, PowerIteration, Which};
+pub use lanczos::{
+    lanczos, lanczos_quadrature, power_iteration, Lanczos, LanczosParams, PowerIteration,
+    Quadrature, Which,
+};
 pub use lstsq::{lstsq, pinv};
 pub use lu::{det, inv, lu, slogdet, solve, Lu};
 pub use norms::{cond, matrix_norm, matrix_rank, vector_norm, MatrixNorm};
