@@ -2,10 +2,12 @@
 //! over the library; this file only parses arguments and turns errors into
 //! one line on stderr and a non-zero exit code.
 
+mod analyze;
 mod bench;
 mod einsum;
 mod embed;
 mod planned;
+mod plotting;
 mod train;
 
 use std::process::ExitCode;
@@ -36,8 +38,8 @@ enum Command {
     Decompose(planned::PlannedArgs),
     /// Low-rank compression of a model's weights (planned)
     Compress(planned::PlannedArgs),
-    /// Hessian and weight / attention spectra of a model (planned)
-    Analyze(planned::PlannedArgs),
+    /// Hessian eigenvalues, trace and density; weight and attention-head spectra
+    Analyze(analyze::AnalyzeArgs),
     /// Micro-benchmarks of ricci's kernels (matmul, elementwise, reductions)
     Bench(bench::BenchArgs),
 }
@@ -66,7 +68,7 @@ fn main() -> ExitCode {
         Command::Einsum(args) => einsum::run(&args),
         Command::Decompose(_) => Ok(planned::not_implemented("decompose")),
         Command::Compress(_) => Ok(planned::not_implemented("compress")),
-        Command::Analyze(_) => Ok(planned::not_implemented("analyze")),
+        Command::Analyze(args) => analyze::run(&args),
         Command::Bench(args) => bench::run(&args),
     };
     match result {

@@ -19,7 +19,6 @@ pub struct PlannedArgs {
 const PLANNED: &[(&str, &str)] = &[
     ("decompose", "#8, decompositions"),
     ("compress", "#8, decompositions"),
-    ("analyze", "#9, curvature and spectra"),
 ];
 
 /// Prints `ricci <name>: not implemented yet (see issue ...)` and returns exit code 2.

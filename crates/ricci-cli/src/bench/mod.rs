@@ -6,6 +6,7 @@
 
 mod einsum_rows;
 mod harness;
+mod hessian_rows;
 mod linalg_rows;
 mod suite;
 

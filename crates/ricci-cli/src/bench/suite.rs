@@ -90,6 +90,7 @@ pub fn suite() -> Vec<RowSpec> {
     rows.extend(autograd_rows());
     rows.extend(super::einsum_rows::rows());
     rows.extend(super::linalg_rows::rows());
+    rows.extend(super::hessian_rows::rows());
     rows
 }
 

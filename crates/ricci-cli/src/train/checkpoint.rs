@@ -127,9 +127,18 @@ fn progress_of(path: &Path) -> Result<Progress, CliError> {
 
 /// Builds the model of `config` and loads the weights of `dir`.
 pub fn load_model(dir: &Path, config: &RunConfig) -> Result<Gpt, CliError> {
-    let model = Gpt::new(&config.model, DType::F32, &mut Rng::new(0))?;
+    load_model_as(dir, config, DType::F32)
+}
+
+/// As [`load_model`], with the weights converted to `dtype` (f64 for
+/// curvature analysis, where f32 rounding would hide small eigenvalues).
+pub fn load_model_as(dir: &Path, config: &RunConfig, dtype: DType) -> Result<Gpt, CliError> {
+    let model = Gpt::new(&config.model, dtype, &mut Rng::new(0))?;
     let path = dir.join("checkpoint.safetensors");
-    let weights = io::read_safetensors(&path)?;
+    let weights: Vec<(String, Tensor)> = io::read_safetensors(&path)?
+        .into_iter()
+        .map(|(n, t)| (n, t.to_dtype(dtype)))
+        .collect();
     model.load_state_dict(&weights).map_err(|e| {
         CliError(format!(
             "{}: {e} (a checkpoint of another model?)",

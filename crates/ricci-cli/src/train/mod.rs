@@ -1,7 +1,7 @@
 //! `ricci train` and `ricci sample`: train a GPT on the built-in addition
 //! task or a text file, with checkpoints, resumption, a loss log and plot.
 
-mod checkpoint;
+pub(crate) mod checkpoint;
 mod plot;
 mod sample;
 
@@ -100,13 +100,13 @@ struct Summary {
 }
 
 /// The data of a run, behind one interface for the loop.
-enum Task {
+pub(crate) enum Task {
     Addition(Addition),
     Text(CharText),
 }
 
 impl Task {
-    fn open(spec: &TaskSpec, block_size: usize) -> Result<Task, CliError> {
+    pub(crate) fn open(spec: &TaskSpec, block_size: usize) -> Result<Task, CliError> {
         Ok(match spec {
             TaskSpec::Addition {
                 digits,
@@ -127,7 +127,7 @@ impl Task {
         })
     }
 
-    fn batch(
+    pub(crate) fn batch(
         &self,
         split: Split,
         b: usize,

@@ -6,6 +6,7 @@ use std::path::Path;
 use plotters::prelude::*;
 use ricci::io;
 
+use crate::plotting::{encode_png, font_family, DrawResult};
 use crate::CliError;
 
 #[derive(Clone, Debug, Default)]
@@ -113,13 +114,11 @@ impl LossLog {
             root.present()
                 .map_err(|e| CliError(format!("cannot draw the loss plot: {e}")))?;
         }
-        let png = encode_png(&pixels, w, h)?;
+        let png = encode_png(&pixels, w, h, "loss.png")?;
         io::write_atomic(path, &png)?;
         Ok(())
     }
 }
-
-type DrawResult = Result<(), Box<dyn std::error::Error>>;
 
 fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, plotters::coord::Shift>,
@@ -197,41 +196,4 @@ where
             .draw()?;
     }
     Ok(())
-}
-
-/// Registers a system TrueType font for the plot's text, once; `None` when
-/// the machine has none of the usual ones (the plot is then drawn without text).
-fn font_family() -> Option<&'static str> {
-    use std::sync::OnceLock;
-    static FONT: OnceLock<Option<&'static str>> = OnceLock::new();
-    *FONT.get_or_init(|| {
-        const CANDIDATES: &[&str] = &[
-            "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-            "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-            "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-            "/usr/share/fonts/liberation/LiberationSans-Regular.ttf",
-            "/usr/share/fonts/TTF/DejaVuSans.ttf",
-            "/System/Library/Fonts/Supplemental/Arial.ttf",
-        ];
-        let bytes = CANDIDATES.iter().find_map(|p| std::fs::read(p).ok())?;
-        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-        plotters::style::register_font("ricci-sans", FontStyle::Normal, bytes).ok()?;
-        Some("ricci-sans")
-    })
-}
-
-fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>, CliError> {
-    let mut out = Vec::new();
-    {
-        let mut enc = png::Encoder::new(&mut out, w, h);
-        enc.set_color(png::ColorType::Rgb);
-        enc.set_depth(png::BitDepth::Eight);
-        let mut writer = enc
-            .write_header()
-            .map_err(|e| CliError(format!("cannot encode loss.png: {e}")))?;
-        writer
-            .write_image_data(rgb)
-            .map_err(|e| CliError(format!("cannot encode loss.png: {e}")))?;
-    }
-    Ok(out)
 }

@@ -37,5 +37,6 @@ pub use self::atomic::{write_atomic, write_atomic_with};
 pub use self::npy::{npy_from_bytes, npy_to_bytes, read_npy, read_npy_as, write_npy};
 pub use self::npz::{read_npz, write_npz};
 pub use self::safetensors::{
-    read_safetensors, read_safetensors_metadata, read_safetensors_where, write_safetensors,
+    read_safetensors, read_safetensors_floats, read_safetensors_metadata, read_safetensors_where,
+    write_safetensors,
 };

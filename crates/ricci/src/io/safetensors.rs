@@ -82,6 +82,40 @@ pub fn read_safetensors_where(
     })
 }
 
+/// Reads every floating-point tensor of a safetensors file (F32, F64, and
+/// F16/BF16 as F32), in file order, skipping integer and boolean ones
+/// (buffers such as a Hugging Face checkpoint's `position_ids`): the
+/// weights of any model file.
+///
+/// ```
+/// # use ricci::{io, Tensor};
+/// let path = std::env::temp_dir().join("ricci_doc_read_safetensors_floats.safetensors");
+/// io::write_safetensors(&path, &[("w", &Tensor::from_vec(vec![1.0f32, 2.0], &[2])?)], None)?;
+/// assert_eq!(io::read_safetensors_floats(&path)?.len(), 1);
+/// # std::fs::remove_file(&path).ok();
+/// # Ok::<(), ricci::Error>(())
+/// ```
+pub fn read_safetensors_floats(path: impl AsRef<Path>) -> Result<Vec<(String, Tensor)>> {
+    with_mapped(path.as_ref(), |bytes, what| {
+        let parsed = parse(bytes, what, &|_| false)?;
+        let data = &bytes[parsed.data_start..];
+        parsed
+            .tensors
+            .into_iter()
+            .filter(|(_, info)| {
+                matches!(
+                    info.dtype,
+                    Dtype::F32 | Dtype::F64 | Dtype::F16 | Dtype::BF16
+                )
+            })
+            .map(|(name, info)| {
+                let (begin, end) = info.data_offsets;
+                Ok((name, to_tensor(&info, &data[begin..end])?))
+            })
+            .collect()
+    })
+}
+
 /// The `__metadata__` map of a safetensors file (empty when absent).
 ///
 /// ```
