@@ -30,39 +30,47 @@ impl CharText {
     /// UTF-8) or too short for one block of `block_size + 1` characters in
     /// each split: an error naming the file.
     pub fn from_file(path: impl AsRef<Path>, block_size: usize) -> Result<CharText> {
-        let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let name = path.display().to_string();
-        if bytes.contains(&0) {
-            return Err(Error::format(
-                name,
-                "binary data (NUL bytes), expected UTF-8 text",
-            ));
-        }
-        let text = String::from_utf8(bytes).map_err(|e| {
-            Error::format(
-                name.clone(),
-                format!(
-                    "not UTF-8 text (invalid byte at offset {})",
-                    e.utf8_error().valid_up_to()
-                ),
-            )
-        })?;
+        let (text, name) = read_text(path.as_ref())?;
         CharText::from_text(&text, block_size, &name)
     }
 
     /// As [`CharText::from_file`] for text in memory; `name` is used in errors.
     pub fn from_text(text: &str, block_size: usize, name: &str) -> Result<CharText> {
+        let mut vocab: Vec<char> = text.chars().collect();
+        vocab.sort_unstable();
+        vocab.dedup();
+        CharText::from_text_with_vocab(text, block_size, name, &vocab)
+    }
+
+    /// Text encoded with a given vocabulary (a trained model's, for
+    /// fine-tuning on new text): a character outside it is an error naming
+    /// the character.
+    ///
+    /// ```
+    /// use ricci::data::CharText;
+    /// let vocab: Vec<char> = " abc".chars().collect();
+    /// let text = CharText::from_text_with_vocab(&"ab ".repeat(30), 4, "new", &vocab)?;
+    /// assert_eq!(text.vocab_size(), 4);
+    /// assert!(CharText::from_text_with_vocab("abd abd abd", 1, "new", &vocab).is_err());
+    /// # Ok::<(), ricci::Error>(())
+    /// ```
+    pub fn from_text_with_vocab(
+        text: &str,
+        block_size: usize,
+        name: &str,
+        vocab: &[char],
+    ) -> Result<CharText> {
+        let mut vocab = vocab.to_vec();
+        vocab.sort_unstable();
+        vocab.dedup();
         let chars: Vec<char> = text.chars().collect();
         if chars.is_empty() {
             return Err(Error::format(name, "the text is empty"));
         }
-        let mut vocab = chars.clone();
-        vocab.sort_unstable();
-        vocab.dedup();
-        let ids: Vec<u32> = chars
-            .iter()
-            .map(|c| vocab.binary_search(c).map(|i| i as u32).unwrap_or(0))
+        let ids: Vec<u32> = encode_with(&vocab, text)
+            .map_err(|e| Error::format(name, e.to_string()))?
+            .into_iter()
+            .map(|i| i as u32)
             .collect();
         let split = ids.len() * 9 / 10;
         let (train, val) = (ids[..split].to_vec(), ids[split..].to_vec());
@@ -79,6 +87,17 @@ impl CharText {
             ));
         }
         Ok(CharText { vocab, train, val })
+    }
+
+    /// As [`CharText::from_file`], encoded with a given vocabulary
+    /// ([`CharText::from_text_with_vocab`]).
+    pub fn from_file_with_vocab(
+        path: impl AsRef<Path>,
+        block_size: usize,
+        vocab: &[char],
+    ) -> Result<CharText> {
+        let (text, name) = read_text(path.as_ref())?;
+        CharText::from_text_with_vocab(&text, block_size, &name, vocab)
     }
 
     pub fn vocab(&self) -> Vec<char> {
@@ -143,6 +162,29 @@ impl CharText {
             Tensor::from_vec(y, &shape)?.to_dtype(dtype),
         ))
     }
+}
+
+/// A file's text and its name for errors: missing, binary (NUL bytes) or
+/// invalid UTF-8 is an error naming the file.
+fn read_text(path: &Path) -> Result<(String, String)> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let name = path.display().to_string();
+    if bytes.contains(&0) {
+        return Err(Error::format(
+            name,
+            "binary data (NUL bytes), expected UTF-8 text",
+        ));
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        Error::format(
+            name.clone(),
+            format!(
+                "not UTF-8 text (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })?;
+    Ok((text, name))
 }
 
 /// Ids of `text`'s characters in `vocab` (sorted).

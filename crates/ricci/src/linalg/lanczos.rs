@@ -8,11 +8,12 @@
 //! `T_j = Q_jᵀ A Q_j`; the eigenpairs `(θ, s)` of `T_j` give Ritz pairs
 //! `(θ, Q_j s)` whose residual is `‖A Q_j s − θ Q_j s‖ = β_j |s_j|`
 //! (Golub & Van Loan §10.1), so convergence is checked without extra
-//! products. Each new vector is orthogonalised against the whole basis,
-//! twice ("twice is enough", Parlett), which keeps the basis orthonormal
-//! to rounding and rules out the spurious copies of converged eigenvalues
-//! that plain Lanczos produces. The recurrence runs in f64 whatever the
-//! operator's dtype.
+//! products. After the three-term recurrence each new vector is
+//! orthogonalised against the whole basis (classical Gram-Schmidt, a second
+//! pass when the first cancels most of it), which keeps the basis
+//! orthonormal to rounding and rules out the spurious copies of converged
+//! eigenvalues that plain Lanczos produces. The recurrence runs in f64
+//! whatever the operator's dtype.
 
 use faer::diag::Diag;
 use faer::linalg::evd::{self, ComputeEigenvectors};
@@ -142,9 +143,14 @@ impl Basis {
         debug_assert_eq!(self.data.len() % self.n, 0);
     }
 
-    /// Removes from `w` its components along the basis, twice (classical
-    /// Gram-Schmidt with reorthogonalisation, "twice is enough": one pass
-    /// loses orthogonality in rounding when `w` is nearly inside the span).
+    /// Removes from `w` its components along the basis by classical
+    /// Gram-Schmidt, with a second pass when the first one cancelled most
+    /// of `w` (the DGKS criterion, Daniel et al. 1976: the norm fell below
+    /// `1/√2` of what it was). Then the rounding error left by the first
+    /// pass is a large fraction of what remains and one more pass removes
+    /// it ("twice is enough", Parlett); otherwise one pass is orthogonal to
+    /// working precision and the second would only double the memory
+    /// traffic, which is what a long Lanczos run spends its time on.
     fn orthogonalise(&self, w: &mut [f64]) {
         let (n, j) = (self.n, self.len());
         let q = MatRef::from_column_major_slice(&self.data, n, j);
@@ -154,12 +160,23 @@ impl Basis {
             Par::Seq
         };
         let mut c = Mat::<f64>::zeros(j, 1);
-        for _ in 0..2 {
+        for pass in 0..2 {
+            let before = norm(w);
             let wr = MatRef::from_column_major_slice(&*w, n, 1);
             matmul(c.as_mut(), Accum::Replace, q.transpose(), wr, 1.0, par);
             let wm = MatMut::from_column_major_slice_mut(&mut *w, n, 1);
             matmul(wm, Accum::Add, q, c.as_ref(), -1.0, par);
+            if pass == 0 && norm(w) > std::f64::consts::FRAC_1_SQRT_2 * before {
+                break;
+            }
         }
+    }
+
+    /// `w -= c q_j`.
+    fn subtract(&self, w: &mut [f64], c: f64, j: usize) {
+        w.iter_mut()
+            .zip(self.column(j))
+            .for_each(|(x, q)| *x -= c * q);
     }
 
     /// `Σ_r coef(r) q_r`.
@@ -176,17 +193,23 @@ impl Basis {
 }
 
 /// One Lanczos step from the basis vector `j`: `α_j = q_jᵀ A q_j` and the
-/// next residual `A q_j` made orthogonal to the whole basis (which also
-/// removes the α and β terms of the three-term recurrence).
+/// next residual `A q_j − α_j q_j − β_{j−1} q_{j−1}` (the three-term
+/// recurrence, `prev_beta` = `β_{j−1}`), then made orthogonal to the whole
+/// basis to remove the rounding the recurrence alone would let grow.
 fn krylov_step(
     op: &dyn Fn(&Tensor) -> Result<Tensor>,
     basis: &Basis,
     j: usize,
+    prev_beta: Option<f64>,
     dtype: DType,
     name: &'static str,
 ) -> Result<(f64, Vec<f64>)> {
     let mut w = apply(op, basis.column(j), dtype, name)?;
     let a = dot(&w, basis.column(j));
+    basis.subtract(&mut w, a, j);
+    if let (Some(b), true) = (prev_beta, j > 0) {
+        basis.subtract(&mut w, b, j - 1);
+    }
     basis.orthogonalise(&mut w);
     Ok((a, w))
 }
@@ -264,7 +287,7 @@ pub fn lanczos(
     let (mut alpha, mut beta) = (Vec::<f64>::new(), Vec::<f64>::new());
     let max_steps = params.max_iter.min(n);
     for j in 0..max_steps {
-        let (a, w) = krylov_step(&op, &basis, j, params.dtype, name)?;
+        let (a, w) = krylov_step(&op, &basis, j, beta.last().copied(), params.dtype, name)?;
         alpha.push(a);
         let b = norm(&w);
         let steps = j + 1;
@@ -441,7 +464,7 @@ pub fn lanczos_quadrature(
     let mut basis = Basis::new(v.into_iter().map(|x| x / s).collect());
     let (mut alpha, mut beta) = (Vec::<f64>::new(), Vec::<f64>::new());
     for j in 0..steps.min(n) {
-        let (a, w) = krylov_step(&op, &basis, j, start.dtype(), name)?;
+        let (a, w) = krylov_step(&op, &basis, j, beta.last().copied(), start.dtype(), name)?;
         alpha.push(a);
         let b = norm(&w);
         let scale = alpha.iter().map(|x| x.abs()).fold(1e-300, f64::max);

@@ -202,6 +202,40 @@ impl Gpt {
         })
     }
 
+    /// The linear maps of the blocks: attention `qkv` and `proj`, MLP `fc`
+    /// and `proj`, in block order (where LoRA adapters go).
+    pub fn block_linears_mut(&mut self) -> Vec<&mut Linear> {
+        self.blocks
+            .iter_mut()
+            .flat_map(|b| {
+                [
+                    &mut b.attn.qkv,
+                    &mut b.attn.proj,
+                    &mut b.mlp.fc,
+                    &mut b.mlp.proj,
+                ]
+            })
+            .collect()
+    }
+
+    /// Attaches a LoRA adapter of rank `rank` and scale `alpha / rank` to
+    /// every linear map of the blocks ([`Linear::add_lora`]); train only
+    /// [`crate::nn::lora_parameters`] of the model to fine-tune it.
+    pub fn add_lora(&mut self, rank: usize, alpha: f64, rng: &mut Rng) -> Result<()> {
+        for layer in self.block_linears_mut() {
+            layer.add_lora(rank, alpha, rng)?;
+        }
+        Ok(())
+    }
+
+    /// Folds every adapter into its weight ([`Linear::merge_lora`]).
+    pub fn merge_lora(&mut self) -> Result<()> {
+        for layer in self.block_linears_mut() {
+            layer.merge_lora()?;
+        }
+        Ok(())
+    }
+
     pub fn dtype(&self) -> DType {
         self.wte.weight.tensor().dtype()
     }

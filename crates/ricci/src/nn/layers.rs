@@ -2,7 +2,7 @@
 
 use std::sync::Mutex;
 
-use super::{init, prefixed, Module, Var};
+use super::{init, prefixed, Lora, Module, Var};
 use crate::error::{Error, Result};
 use crate::ops::linear;
 use crate::tensor::{DType, Rng, Tensor};
@@ -12,6 +12,9 @@ use crate::tensor::{DType, Rng, Tensor};
 pub struct Linear {
     pub weight: Var,
     pub bias: Option<Var>,
+    /// A LoRA adapter ([`Linear::add_lora`]); while present the base
+    /// weight and bias are frozen (no gradient reaches them).
+    pub lora: Option<Lora>,
 }
 
 impl Linear {
@@ -32,7 +35,11 @@ impl Linear {
             rng,
         ));
         let bias = bias.then(|| Var::new(&init::uniform(&[out_features], -k, k, dtype, rng)));
-        Linear { weight, bias }
+        Linear {
+            weight,
+            bias,
+            lora: None,
+        }
     }
 
     /// A layer with the given weight `[out, in]` and optional bias `[out]`.
@@ -51,6 +58,7 @@ impl Linear {
         Ok(Linear {
             weight: Var::new(weight),
             bias: bias.map(Var::new),
+            lora: None,
         })
     }
 
@@ -61,17 +69,91 @@ impl Linear {
     pub fn out_features(&self) -> usize {
         self.weight.shape()[0]
     }
+
+    /// Attaches a LoRA adapter of rank `rank` and scale `alpha / rank`
+    /// (Hu et al. 2021): `A: [rank, in]` uniform with PyTorch's `Linear`
+    /// bound (as PEFT initialises it), `B: [out, rank]` zero, so the layer's
+    /// output is unchanged until `B` is trained. The base weight and bias
+    /// are frozen from now on; the adapter's parameters are named
+    /// `lora_a`, `lora_b`.
+    ///
+    /// ```
+    /// use ricci::nn::{Linear, Module};
+    /// use ricci::{DType, Rng, Tensor};
+    /// let mut rng = Rng::new(0);
+    /// let mut layer = Linear::new(16, 8, true, DType::F64, &mut rng);
+    /// let x = Tensor::randn(&[4, 16], DType::F64, &mut rng);
+    /// let before = layer.forward(&x)?;
+    /// layer.add_lora(2, 4.0, &mut rng)?;
+    /// assert_eq!(layer.forward(&x)?.to_vec::<f64>()?, before.to_vec::<f64>()?);
+    /// let grads = layer.forward(&x)?.square().sum_all().backward()?;
+    /// assert!(grads.get(layer.weight.tensor()).is_none()); // frozen
+    /// assert!(grads.get(layer.lora.as_ref().unwrap().a.tensor()).is_none()); // B = 0 blocks A's gradient
+    /// assert!(grads.get(layer.lora.as_ref().unwrap().b.tensor()).is_some());
+    /// # Ok::<(), ricci::Error>(())
+    /// ```
+    pub fn add_lora(&mut self, rank: usize, alpha: f64, rng: &mut Rng) -> Result<()> {
+        let (out, inp) = (self.out_features(), self.in_features());
+        if rank == 0 || rank > inp.min(out) {
+            return Err(Error::invalid(
+                "Linear::add_lora",
+                format!(
+                    "rank {rank} is out of range for a layer of shape [{out}, {inp}] (1..={})",
+                    inp.min(out)
+                ),
+            ));
+        }
+        if !(alpha.is_finite() && alpha > 0.0) {
+            return Err(Error::invalid(
+                "Linear::add_lora",
+                format!("alpha must be positive, got {alpha}"),
+            ));
+        }
+        let dtype = self.weight.tensor().dtype();
+        let k = 1.0 / (inp as f64).sqrt();
+        self.lora = Some(Lora {
+            a: Var::new(&init::uniform(&[rank, inp], -k, k, dtype, rng)),
+            b: Var::new(&Tensor::zeros(&[out, rank], dtype)),
+            scale: alpha / rank as f64,
+        });
+        Ok(())
+    }
+
+    /// Folds the adapter into the weight, `W + (α/r) B A`, and removes it:
+    /// the layer computes the same function as one dense map again.
+    pub fn merge_lora(&mut self) -> Result<()> {
+        if let Some(lora) = self.lora.take() {
+            let _off = crate::no_grad();
+            let delta = lora
+                .b
+                .tensor()
+                .matmul(lora.a.tensor())?
+                .mul_scalar(lora.scale);
+            self.weight.assign(&self.weight.tensor().add(&delta)?)?;
+        }
+        Ok(())
+    }
 }
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        linear(x, self.weight.tensor(), self.bias.as_ref().map(Var::tensor))
+        match &self.lora {
+            None => linear(x, self.weight.tensor(), self.bias.as_ref().map(Var::tensor)),
+            Some(lora) => {
+                let bias = self.bias.as_ref().map(|b| b.tensor().detach());
+                let base = linear(x, &self.weight.tensor().detach(), bias.as_ref())?;
+                base.add(&lora.forward(x)?)
+            }
+        }
     }
 
     fn named_parameters(&self) -> Vec<(String, Var)> {
         let mut p = vec![("weight".to_string(), self.weight.clone())];
         if let Some(b) = &self.bias {
             p.push(("bias".to_string(), b.clone()));
+        }
+        if let Some(lora) = &self.lora {
+            p.extend(lora.named_parameters());
         }
         p
     }

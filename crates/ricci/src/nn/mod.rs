@@ -1,7 +1,9 @@
 //! Neural-network building blocks: parameters ([`Var`]), the [`Module`]
 //! trait, initialisers ([`init`]), layers ([`Linear`], [`Embedding`],
 //! [`LayerNorm`], [`RmsNorm`], [`Dropout`], [`Mlp`]), attention
-//! ([`CausalSelfAttention`]) and losses ([`cross_entropy`]).
+//! ([`CausalSelfAttention`]), losses ([`cross_entropy`]), and structured
+//! layers for compression and fine-tuning ([`LowRankLinear`],
+//! [`BlockDiagonalLinear`], LoRA adapters via [`Linear::add_lora`]).
 //!
 //! Layers are thin: each forward is a few of ricci's differentiable ops, so
 //! every layer has exact gradients of any order without code of its own.
@@ -24,10 +26,15 @@ mod attention;
 pub mod init;
 mod layers;
 mod loss;
+mod structured;
 
 pub use attention::{causal_attention, CausalSelfAttention};
 pub use layers::{Activation, Dropout, Embedding, LayerNorm, Linear, Mlp, RmsNorm};
 pub use loss::cross_entropy;
+pub use structured::{
+    is_lora_parameter, lora_parameters, BlockDiagonalLinear, Lora, LowRankLinear, RankChoice,
+    Truncation,
+};
 
 use std::collections::HashMap;
 
