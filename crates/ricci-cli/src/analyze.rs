@@ -202,7 +202,9 @@ pub fn run(args: &AnalyzeArgs) -> Result<ExitCode, CliError> {
     let (weights, n_head, run_dir, default_out) = match &source {
         Source::Run(dir) => {
             let config = checkpoint::read_config(dir)?;
-            let weights = io::read_safetensors(dir.join("checkpoint.safetensors"))?;
+            let weights = ricci::nn::fold_low_rank(&io::read_safetensors(
+                dir.join("checkpoint.safetensors"),
+            )?)?;
             (
                 weights,
                 Some(args.n_head.unwrap_or(config.model.n_head)),
@@ -588,14 +590,13 @@ fn plot_heads(path: &Path, layers: &[(String, Vec<HeadSpectrum>)]) -> Result<(),
 
 fn plot_density(path: &Path, d: &DensityJson) -> Result<(), CliError> {
     // A log scale shows both the bulk near zero and the outliers; values
-    // below 1e-10 of the peak are numerical dust and are left out.
+    // below 1e-10 of the peak are numerical dust, drawn at that floor.
     let peak = d.density.iter().copied().fold(0.0, f64::max);
     let pts: Vec<(f64, f64)> = d
         .grid
         .iter()
         .zip(&d.density)
-        .filter(|(_, v)| **v > 1e-10 * peak)
-        .map(|(g, v)| (*g, *v))
+        .map(|(g, v)| (*g, v.max(1e-10 * peak)))
         .collect();
     let chart = LineChart {
         title: "Hessian eigenvalue density (stochastic Lanczos quadrature)",

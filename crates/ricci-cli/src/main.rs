@@ -4,6 +4,7 @@
 
 mod analyze;
 mod bench;
+mod compress;
 mod einsum;
 mod embed;
 mod planned;
@@ -36,8 +37,8 @@ enum Command {
     Einsum(einsum::EinsumArgs),
     /// CP / Tucker / tensor-train decomposition of a tensor (planned)
     Decompose(planned::PlannedArgs),
-    /// Low-rank compression of a model's weights (planned)
-    Compress(planned::PlannedArgs),
+    /// Low-rank compression of a model's weights (a ricci run or a sentence-transformers folder)
+    Compress(compress::CompressArgs),
     /// Hessian eigenvalues, trace and density; weight and attention-head spectra
     Analyze(analyze::AnalyzeArgs),
     /// Micro-benchmarks of ricci's kernels (matmul, elementwise, reductions)
@@ -67,7 +68,7 @@ fn main() -> ExitCode {
         Command::Similarity(args) => embed::run_similarity(&args),
         Command::Einsum(args) => einsum::run(&args),
         Command::Decompose(_) => Ok(planned::not_implemented("decompose")),
-        Command::Compress(_) => Ok(planned::not_implemented("compress")),
+        Command::Compress(args) => compress::run(&args),
         Command::Analyze(args) => analyze::run(&args),
         Command::Bench(args) => bench::run(&args),
     };

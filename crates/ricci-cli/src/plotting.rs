@@ -85,6 +85,17 @@ pub struct LineChart<'a> {
     pub series: Vec<(String, Vec<(f64, f64)>)>,
 }
 
+/// A short axis label: plain for moderate magnitudes, `1e-5` style beyond.
+fn tick(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 || (1e-3..1e4).contains(&a) {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        format!("{v:.0e}")
+    }
+}
+
 /// The matplotlib "tab10" colours, cycled.
 fn colour(i: usize) -> RGBColor {
     const TAB10: [(u8, u8, u8); 10] = [
@@ -152,7 +163,8 @@ where
             if let Some(f) = font {
                 mesh.x_desc(chart.x_desc)
                     .y_desc(chart.y_desc)
-                    .label_style((f, 13));
+                    .label_style((f, 13))
+                    .y_label_formatter(&|v| tick(*v));
             } else {
                 mesh.disable_x_axis().disable_y_axis();
             }

@@ -135,7 +135,9 @@ pub fn load_model(dir: &Path, config: &RunConfig) -> Result<Gpt, CliError> {
 pub fn load_model_as(dir: &Path, config: &RunConfig, dtype: DType) -> Result<Gpt, CliError> {
     let model = Gpt::new(&config.model, dtype, &mut Rng::new(0))?;
     let path = dir.join("checkpoint.safetensors");
-    let weights: Vec<(String, Tensor)> = io::read_safetensors(&path)?
+    // `ricci compress` stores weights as low-rank factor pairs; they are
+    // multiplied back, so a compressed run loads into the dense model.
+    let weights: Vec<(String, Tensor)> = ricci::nn::fold_low_rank(&io::read_safetensors(&path)?)?
         .into_iter()
         .map(|(n, t)| (n, t.to_dtype(dtype)))
         .collect();

@@ -142,7 +142,13 @@ impl Task {
 
     /// Validation loss on fixed batches (a generator of its own, so
     /// evaluating never moves the training stream).
-    fn val_loss(&self, model: &Gpt, b: usize, t: usize, seed: u64) -> ricci::Result<f64> {
+    pub(crate) fn val_loss(
+        &self,
+        model: &Gpt,
+        b: usize,
+        t: usize,
+        seed: u64,
+    ) -> ricci::Result<f64> {
         let _guard = ricci::no_grad();
         let mut rng = Rng::new(seed ^ 0x005E_ED0F_E7A1);
         let batches = match self {

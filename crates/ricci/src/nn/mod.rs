@@ -32,8 +32,8 @@ pub use attention::{causal_attention, CausalSelfAttention};
 pub use layers::{Activation, Dropout, Embedding, LayerNorm, Linear, Mlp, RmsNorm};
 pub use loss::cross_entropy;
 pub use structured::{
-    is_lora_parameter, lora_parameters, BlockDiagonalLinear, Lora, LowRankLinear, RankChoice,
-    Truncation,
+    compress_state_dict, fold_low_rank, is_lora_parameter, lora_parameters, BlockDiagonalLinear,
+    LayerCompression, Lora, LowRankLinear, RankChoice, StateDict, Truncation,
 };
 
 use std::collections::HashMap;

@@ -326,3 +326,114 @@ pub fn lora_parameters(model: &dyn Module) -> Vec<(String, Var)> {
         .filter(|(n, _)| is_lora_parameter(n))
         .collect()
 }
+
+/// Named tensors, as `Module::state_dict` returns them.
+pub type StateDict = Vec<(String, Tensor)>;
+
+/// What [`compress_state_dict`] did to one matrix.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerCompression {
+    /// The weight's name (`blocks.0.mlp.fc.weight`).
+    pub name: String,
+    /// `[out, in]`.
+    pub shape: Vec<usize>,
+    pub rank: usize,
+    /// `out · in`, and what is stored now: `rank · (out + in)`, or
+    /// `out · in` again when factoring would not save anything.
+    pub params_before: usize,
+    pub params_after: usize,
+    /// Kept dense: the rank asked for stores at least as many numbers as the matrix.
+    pub kept_dense: bool,
+    pub energy: f64,
+    pub relative_error: f64,
+}
+
+/// Replaces each weight matrix that `select` accepts by its truncated SVD
+/// factors, named as [`LowRankLinear`]'s parameters: `<p>.weight` becomes
+/// `<p>.down` (`[r, in]`) and `<p>.up` (`[out, r]`); other tensors are kept.
+/// A matrix whose factors would not be smaller than itself is kept dense
+/// (and reported so). [`fold_low_rank`] undoes the renaming.
+///
+/// ```
+/// use ricci::nn::{compress_state_dict, fold_low_rank, RankChoice};
+/// use ricci::{DType, Rng, Tensor};
+/// let w = Tensor::randn(&[64, 2], DType::F64, &mut Rng::new(0)).matmul(&Tensor::randn(&[2, 48], DType::F64, &mut Rng::new(1)))?;
+/// let state = vec![("fc.weight".to_string(), w.clone())];
+/// let (small, report) = compress_state_dict(&state, RankChoice::Energy(1.0), |_| true)?;
+/// assert_eq!((report[0].rank, report[0].params_after), (2, 2 * (64 + 48)));
+/// let back = fold_low_rank(&small)?;
+/// assert!(back[0].1.sub(&w)?.abs().max_all()?.to_f64()? < 1e-9);
+/// # Ok::<(), ricci::Error>(())
+/// ```
+pub fn compress_state_dict(
+    state: &[(String, Tensor)],
+    choice: RankChoice,
+    select: impl Fn(&str) -> bool,
+) -> Result<(StateDict, Vec<LayerCompression>)> {
+    let mut out = Vec::with_capacity(state.len() + 8);
+    let mut report = Vec::new();
+    for (name, t) in state {
+        let prefix = match name.strip_suffix(".weight") {
+            Some(p) if t.rank() == 2 && select(name) => p,
+            _ => {
+                out.push((name.clone(), t.clone()));
+                continue;
+            }
+        };
+        let layer = Linear::from_weights(t, None)?;
+        let (low, trunc) = LowRankLinear::from_linear(&layer, choice)
+            .map_err(|e| Error::invalid("compress", format!("{name}: {e}")))?;
+        let (o, i) = (t.shape()[0], t.shape()[1]);
+        let factored = trunc.rank * (o + i);
+        let kept_dense = factored >= o * i;
+        if kept_dense {
+            out.push((name.clone(), t.clone()));
+        } else {
+            out.push((
+                format!("{prefix}.down"),
+                low.down.tensor().to_dtype(t.dtype()),
+            ));
+            out.push((format!("{prefix}.up"), low.up.tensor().to_dtype(t.dtype())));
+        }
+        report.push(LayerCompression {
+            name: name.clone(),
+            shape: vec![o, i],
+            rank: trunc.rank,
+            params_before: o * i,
+            params_after: if kept_dense { o * i } else { factored },
+            kept_dense,
+            energy: trunc.energy,
+            relative_error: trunc.relative_error,
+        });
+    }
+    Ok((out, report))
+}
+
+/// Multiplies every `<p>.up` · `<p>.down` pair back into `<p>.weight` (in
+/// the place of `<p>.down`), so a compressed state dict loads into a model
+/// built with dense layers. A lone factor is an error naming it.
+pub fn fold_low_rank(state: &[(String, Tensor)]) -> Result<Vec<(String, Tensor)>> {
+    let find = |key: &str| state.iter().find(|(n, _)| n == key).map(|(_, t)| t);
+    let mut out = Vec::with_capacity(state.len());
+    for (name, t) in state {
+        if let Some(prefix) = name.strip_suffix(".down") {
+            let up = find(&format!("{prefix}.up")).ok_or_else(|| {
+                Error::invalid(
+                    "fold_low_rank",
+                    format!("{name} has no matching {prefix}.up"),
+                )
+            })?;
+            out.push((format!("{prefix}.weight"), up.matmul(t)?));
+        } else if let Some(prefix) = name.strip_suffix(".up") {
+            if find(&format!("{prefix}.down")).is_none() {
+                return Err(Error::invalid(
+                    "fold_low_rank",
+                    format!("{name} has no matching {prefix}.down"),
+                ));
+            }
+        } else {
+            out.push((name.clone(), t.clone()));
+        }
+    }
+    Ok(out)
+}

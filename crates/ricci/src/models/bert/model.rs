@@ -156,6 +156,9 @@ impl BertModel {
         // `embeddings.position_ids` buffer, which is skipped.
         let tensors =
             crate::io::read_safetensors_where(&path, |name| !name.ends_with("position_ids"))?;
+        // A folder written by `ricci compress` stores some weights as
+        // low-rank factor pairs; multiply them back.
+        let tensors = crate::nn::fold_low_rank(&tensors)?;
         Self::from_tensors(
             config,
             tensors.into_iter().collect(),
