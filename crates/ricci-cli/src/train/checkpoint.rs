@@ -45,12 +45,24 @@ pub struct TrainSpec {
     pub eval_every: usize,
 }
 
+/// A LoRA fine-tune: the run whose weights it adapts, and the adapters' shape.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LoraSpec {
+    pub base: PathBuf,
+    pub rank: usize,
+    pub alpha: f64,
+}
+
 /// `config.json`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct RunConfig {
     pub model: GptConfig,
     pub task: TaskSpec,
     pub train: TrainSpec,
+    /// Present for `ricci train --lora` runs, whose directory holds
+    /// `adapters.safetensors` instead of a checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lora: Option<LoraSpec>,
 }
 
 /// Where a run stands: saved in the checkpoint's metadata.
@@ -133,6 +145,13 @@ pub fn load_model(dir: &Path, config: &RunConfig) -> Result<Gpt, CliError> {
 /// As [`load_model`], with the weights converted to `dtype` (f64 for
 /// curvature analysis, where f32 rounding would hide small eigenvalues).
 pub fn load_model_as(dir: &Path, config: &RunConfig, dtype: DType) -> Result<Gpt, CliError> {
+    if let Some(spec) = &config.lora {
+        // The base run's weights with this run's adapters merged in.
+        let base = read_config(&spec.base)?;
+        let mut model = load_model_as(&spec.base, &base, dtype)?;
+        super::lora::apply_adapters(&mut model, dir, spec)?;
+        return Ok(model);
+    }
     let model = Gpt::new(&config.model, dtype, &mut Rng::new(0))?;
     let path = dir.join("checkpoint.safetensors");
     // `ricci compress` stores weights as low-rank factor pairs; they are

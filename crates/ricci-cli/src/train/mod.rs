@@ -2,6 +2,7 @@
 //! task or a text file, with checkpoints, resumption, a loss log and plot.
 
 pub(crate) mod checkpoint;
+mod lora;
 mod plot;
 mod sample;
 
@@ -62,14 +63,22 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 1337)]
     seed: u64,
     /// Directory for config.json, checkpoint.safetensors, optimizer.safetensors, loss.csv, loss.png
-    #[arg(long, value_name = "DIR", default_value = "runs/latest")]
-    out: PathBuf,
+    /// [default: runs/latest; with --lora: DIR/lora]
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
     /// Evaluate and checkpoint every N steps (0: only at the end)
     #[arg(long)]
     eval_every: Option<usize>,
-    /// Continue the run saved in DIR (its config, weights, optimizer and data stream)
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["data", "config", "n_layer", "n_head", "n_embd", "block_size", "batch_size", "lr"])]
+    /// Continue the run saved in DIR (its config, weights, optimizer and data stream);
+    /// with --lora, the trained model to fine-tune
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["config", "n_layer", "n_head", "n_embd", "block_size"])]
     resume: Option<PathBuf>,
+    /// Fine-tune the model of --resume DIR on --data FILE with LoRA adapters of this rank (adapters only are trained and saved)
+    #[arg(long, value_name = "RANK")]
+    lora: Option<usize>,
+    /// LoRA scale numerator: the adapters' output is multiplied by alpha / rank [default: 2 x rank]
+    #[arg(long, requires = "lora")]
+    lora_alpha: Option<f64>,
     /// Stop after this step as if interrupted (checkpointed; the schedule still spans --steps)
     #[arg(long, value_name = "STEP")]
     stop_at: Option<usize>,
@@ -178,10 +187,24 @@ fn held_out_batch(task: &Addition, b: usize, rng: &mut Rng) -> ricci::Result<(Te
 }
 
 pub fn run(args: &TrainArgs) -> Result<ExitCode, CliError> {
+    if let Some(rank) = args.lora {
+        return lora::run(args, rank);
+    }
     let wall = Instant::now();
     let (config, resume_from) = match &args.resume {
+        Some(_) if args.data.is_some() || args.lr.is_some() || args.batch_size.is_some() => {
+            return Err(CliError(
+                "--data, --lr and --batch-size cannot change when resuming (use --lora to fine-tune on new text)".into(),
+            ));
+        }
         Some(dir) => {
             let mut config = checkpoint::read_config(dir)?;
+            if config.lora.is_some() {
+                return Err(CliError(format!(
+                    "{} is a LoRA fine-tune; it cannot be resumed (start another from its base run)",
+                    dir.display()
+                )));
+            }
             if let Some(steps) = args.steps {
                 config.train.steps = steps;
             }
@@ -192,7 +215,11 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode, CliError> {
         }
         None => (new_config(args)?, None),
     };
-    let out = args.resume.clone().unwrap_or_else(|| args.out.clone());
+    let out = args.resume.clone().unwrap_or_else(|| {
+        args.out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("runs/latest"))
+    });
     let task = Task::open(&config.task, config.model.block_size)?;
     let tc = config.train.clone();
     if tc.batch_size == 0 || tc.steps == 0 {
@@ -551,6 +578,7 @@ fn new_config(args: &TrainArgs) -> Result<RunConfig, CliError> {
             seed: args.seed,
             eval_every: args.eval_every.unwrap_or(eval_every),
         },
+        lora: None,
     })
 }
 
