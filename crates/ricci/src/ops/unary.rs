@@ -82,8 +82,18 @@ impl Tensor {
     }
     pub fn tanh(&self) -> Tensor {
         let out = unary_map!(self, |x| x.tanh());
-        rec1("tanh", out, self, |x, g| {
-            g.mul(&x.tanh().square().rsub_scalar(1.0))
+        // tanh' = 1 - tanh²: a training backward reuses the output (a
+        // handle on its storage without the graph, so no cycle), saving a
+        // scalar libm call per element; a recorded backward recomputes
+        // tanh(x) so that the gradient stays a function of x.
+        let saved = out.detach();
+        rec1("tanh", out, self, move |x, g| {
+            let y = if crate::autograd::is_grad_enabled() {
+                x.tanh()
+            } else {
+                saved.clone()
+            };
+            g.mul(&y.square().rsub_scalar(1.0))
         })
     }
     pub fn abs(&self) -> Tensor {
