@@ -24,6 +24,7 @@
 
 pub mod autograd;
 pub mod data;
+pub mod decomp;
 pub mod einsum;
 mod error;
 pub mod io;
