@@ -3,6 +3,7 @@
 //! one line on stderr and a non-zero exit code.
 
 mod bench;
+mod decompose;
 mod einsum;
 mod embed;
 mod planned;
@@ -32,8 +33,8 @@ enum Command {
     Similarity(embed::SimilarityArgs),
     /// Evaluate an einsum equation on .npy inputs, or plan its contraction path
     Einsum(einsum::EinsumArgs),
-    /// CP / Tucker / tensor-train decomposition of a tensor (planned)
-    Decompose(planned::PlannedArgs),
+    /// CP / Tucker / tensor-train decomposition of a .npy tensor
+    Decompose(decompose::DecomposeArgs),
     /// Low-rank compression of a model's weights (planned)
     Compress(planned::PlannedArgs),
     /// Hessian and weight / attention spectra of a model (planned)
@@ -64,7 +65,7 @@ fn main() -> ExitCode {
         Command::Embed(args) => embed::run_embed(&args),
         Command::Similarity(args) => embed::run_similarity(&args),
         Command::Einsum(args) => einsum::run(&args),
-        Command::Decompose(_) => Ok(planned::not_implemented("decompose")),
+        Command::Decompose(args) => decompose::run(&args),
         Command::Compress(_) => Ok(planned::not_implemented("compress")),
         Command::Analyze(_) => Ok(planned::not_implemented("analyze")),
         Command::Bench(args) => bench::run(&args),

@@ -17,7 +17,6 @@ pub struct PlannedArgs {
 /// The issue that will build each planned subcommand. The lead keeps this
 /// table in step with the tracker; it is the one place to change.
 const PLANNED: &[(&str, &str)] = &[
-    ("decompose", "#8, decompositions"),
     ("compress", "#8, decompositions"),
     ("analyze", "#9, curvature and spectra"),
 ];
