@@ -10,7 +10,7 @@
 //! longer holds), and singular values below `max(m, n) · eps · σ₁` count
 //! as zero, so an exact TT tensor gets its own ranks back.
 //!
-//! A wide step (`rows · 4 ≤ cols`, as the first ones are) uses the Gram
+//! A wide step (`rows ≤ cols`, as the first ones are) uses the Gram
 //! matrix `C Cᵀ` and its eigh (`σ² = λ`) when `δ²` is far above the Gram's
 //! rounding level; with a tight `ε` it falls back to the SVD.
 

@@ -11,7 +11,10 @@
 //! less than `tol` (TensorLy's criterion) or after `max_iter` sweeps.
 //!
 //! Mode products are applied in the order that shrinks the tensor fastest
-//! (largest `Iₘ / rₘ` first), each one a matmul on a view.
+//! (largest `Iₘ / rₘ` first), each one a matmul on a view. A HOOI sweep
+//! touches the full `X` twice, not `d` times: `X ×_{d-1} U_{d-1}ᵀ` is
+//! shared by the updates of modes `0..d-1`, which all come before
+//! `U_{d-1}` changes.
 
 use super::subspace::unfolding_basis;
 use super::tensor_ops::mode_product;
@@ -166,9 +169,9 @@ fn check_ranks(op: &'static str, x: &Tensor, ranks: &[usize]) -> Result<()> {
     Ok(())
 }
 
-/// `x ×ₘ Uₘᵀ` for every mode `m` except `skip`, largest shrink first.
-fn project(x: &Tensor, factors: &[Tensor], skip: Option<usize>) -> Result<Tensor> {
-    let mut modes: Vec<usize> = (0..factors.len()).filter(|&m| Some(m) != skip).collect();
+/// `x ×ₘ Uₘᵀ` for every mode `m` in `modes`, largest shrink first.
+fn project(x: &Tensor, factors: &[Tensor], modes: &[usize]) -> Result<Tensor> {
+    let mut modes = modes.to_vec();
     // Ascending rₘ / Iₘ: the mode that shrinks the tensor most goes first.
     modes.sort_by(|&a, &b| {
         let ratio = |m: usize| factors[m].shape()[1] as f64 / factors[m].shape()[0] as f64;
@@ -205,7 +208,8 @@ pub fn tucker_hosvd(x: &Tensor, ranks: &[usize]) -> Result<Tucker> {
         .enumerate()
         .map(|(n, &r)| unfolding_basis(&x, n, r))
         .collect::<Result<Vec<_>>>()?;
-    let core = project(&x, &factors, None)?;
+    let all: Vec<usize> = (0..ranks.len()).collect();
+    let core = project(&x, &factors, &all)?;
     Ok(Tucker {
         core,
         factors,
@@ -244,14 +248,20 @@ pub fn tucker_hooi(x: &Tensor, ranks: &[usize], params: &TuckerParams) -> Result
     let d = ranks.len();
     let mut errors = Vec::new();
     let mut converged = false;
+    let last = d - 1;
+    let before_last: Vec<usize> = (0..last).collect();
     for _ in 0..params.max_iter {
-        for n in 0..d {
-            let y = project(&x, &factors, Some(n))?;
+        // Modes 0..last all need X ×_last U_lastᵀ, and U_last changes only
+        // at the end of the sweep: one product with the full X serves them all.
+        let shared = project(&x, &factors, &[last])?;
+        for n in 0..last {
+            let others: Vec<usize> = before_last.iter().copied().filter(|&m| m != n).collect();
+            let y = project(&shared, &factors, &others)?;
             factors[n] = unfolding_basis(&y, n, ranks[n])?;
-            if n == d - 1 {
-                core = mode_product(&y, &factors[n].t()?, n)?;
-            }
         }
+        let y = project(&x, &factors, &before_last)?;
+        factors[last] = unfolding_basis(&y, last, ranks[last])?;
+        core = mode_product(&y, &factors[last].t()?, last)?;
         let core_sq = core.square().sum_all().to_f64()?;
         let error = if norm_sq > 0.0 {
             ((norm_sq - core_sq).max(0.0) / norm_sq).sqrt()
