@@ -5,9 +5,9 @@
 mod analyze;
 mod bench;
 mod compress;
+mod decompose;
 mod einsum;
 mod embed;
-mod planned;
 mod plotting;
 mod train;
 
@@ -35,8 +35,8 @@ enum Command {
     Similarity(embed::SimilarityArgs),
     /// Evaluate an einsum equation on .npy inputs, or plan its contraction path
     Einsum(einsum::EinsumArgs),
-    /// CP / Tucker / tensor-train decomposition of a tensor (planned)
-    Decompose(planned::PlannedArgs),
+    /// CP / Tucker / tensor-train decomposition of a .npy tensor
+    Decompose(decompose::DecomposeArgs),
     /// Low-rank compression of a model's weights (a ricci run or a sentence-transformers folder)
     Compress(compress::CompressArgs),
     /// Hessian eigenvalues, trace and density; weight and attention-head spectra
@@ -67,7 +67,7 @@ fn main() -> ExitCode {
         Command::Embed(args) => embed::run_embed(&args),
         Command::Similarity(args) => embed::run_similarity(&args),
         Command::Einsum(args) => einsum::run(&args),
-        Command::Decompose(_) => Ok(planned::not_implemented("decompose")),
+        Command::Decompose(args) => decompose::run(&args),
         Command::Compress(args) => compress::run(&args),
         Command::Analyze(args) => analyze::run(&args),
         Command::Bench(args) => bench::run(&args),

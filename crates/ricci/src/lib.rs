@@ -25,6 +25,7 @@
 pub mod analysis;
 pub mod autograd;
 pub mod data;
+pub mod decomp;
 pub mod einsum;
 mod error;
 pub mod io;
