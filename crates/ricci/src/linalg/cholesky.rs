@@ -11,9 +11,10 @@
 //! the gradient is differentiable again.
 
 use faer::linalg::cholesky::llt::factor::{self as llt, LltError};
-use faer::Mat;
 
-use super::{from_mats, mt, par_map, recording, square_dims, with_stack, Batch, Scalar};
+use super::{
+    from_mats, lower_to_mat, mt, par_map, recording, square_dims, with_stack, Batch, Scalar,
+};
 use crate::autograd::record;
 use crate::error::{Error, Result};
 use crate::tensor::{with_type, Tensor};
@@ -25,9 +26,8 @@ fn cholesky_raw<T: Scalar>(a: &Tensor) -> Result<Tensor> {
     let (batch, n) = square_dims(op, a)?;
     let b = Batch::<T>::new(a, n, n)?;
     let ls = par_map(b.count, (n * n * n / 3) as f64, |i, par| {
-        let src = b.mat(i);
         // Only the lower triangle is read (numpy's UPLO='L').
-        let mut l = Mat::<T>::from_fn(n, n, |r, c| if c <= r { src[(r, c)] } else { T::ZERO });
+        let mut l = lower_to_mat(b.slice(i), n);
         let req = llt::cholesky_in_place_scratch::<T>(n, par, Default::default());
         with_stack(req, |stack| {
             llt::cholesky_in_place(
@@ -45,10 +45,9 @@ fn cholesky_raw<T: Scalar>(a: &Tensor) -> Result<Tensor> {
                 pivot: index,
             },
         })?;
+        // The factor is lower triangular whatever faer left above the diagonal.
         for c in 1..n {
-            for r in 0..c {
-                l[(r, c)] = T::ZERO;
-            }
+            l.col_as_slice_mut(c)[..c].fill(T::ZERO);
         }
         Ok(l)
     })?;

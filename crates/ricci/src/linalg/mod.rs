@@ -125,6 +125,12 @@ impl<T: Scalar> Batch<T> {
         Ok(Batch { data, count, m, n })
     }
 
+    /// Matrix `i` of the batch as a row-major slice.
+    pub fn slice(&self, i: usize) -> &[T] {
+        let size = self.m * self.n;
+        &self.data[i * size..(i + 1) * size]
+    }
+
     /// Matrix `i` of the batch.
     pub fn mat(&self, i: usize) -> MatRef<'_, T> {
         let size = self.m * self.n;
@@ -171,18 +177,48 @@ pub(crate) fn from_mats<T: Scalar>(
     rows: usize,
     cols: usize,
 ) -> Tensor {
-    let mut out = Vec::with_capacity(mats.len() * rows * cols);
-    for m in mats {
+    let size = rows * cols;
+    let mut out = vec![T::ZERO; mats.len() * size];
+    for (m, dst) in mats.iter().zip(out.chunks_exact_mut(size.max(1))) {
         debug_assert_eq!((m.nrows(), m.ncols()), (rows, cols));
-        for i in 0..rows {
-            for j in 0..cols {
-                out.push(m[(i, j)]);
+        // Column-major to row-major is a transpose: by tiles, so that both
+        // the columns read and the rows written stay in cache (an element
+        // at a time this copy took 15% of a 1000 x 1000 Cholesky).
+        for jb in (0..cols).step_by(TILE) {
+            for ib in (0..rows).step_by(TILE) {
+                for j in jb..(jb + TILE).min(cols) {
+                    let col = m.col_as_slice(j);
+                    for i in ib..(ib + TILE).min(rows) {
+                        dst[i * cols + j] = col[i];
+                    }
+                }
             }
         }
     }
     let mut shape = batch.to_vec();
     shape.extend([rows, cols]);
     Tensor::from_typed(out, &shape)
+}
+
+/// Tile edge of the transposing copies (32 x 32 f64 is 8 KB: two tiles fit in L1).
+const TILE: usize = 32;
+
+/// The lower triangle (diagonal included) of the row-major `n x n` matrix
+/// `src` as a column-major faer matrix, zeros above: what `cholesky` reads
+/// (numpy's `UPLO='L'`). A tiled transposing copy, as [`from_mats`].
+pub(crate) fn lower_to_mat<T: Scalar>(src: &[T], n: usize) -> Mat<T> {
+    let mut m = Mat::<T>::zeros(n, n);
+    for jb in (0..n).step_by(TILE) {
+        for ib in (jb..n).step_by(TILE) {
+            for j in jb..(jb + TILE).min(n) {
+                let col = m.col_as_slice_mut(j);
+                for i in ib.max(j)..(ib + TILE).min(n) {
+                    col[i] = src[i * n + j];
+                }
+            }
+        }
+    }
+    m
 }
 
 /// Stacks per-item vectors (each of length `len`) into a `[batch..., len]` tensor.
