@@ -567,20 +567,15 @@ fn plot_heads(path: &Path, layers: &[(String, Vec<HeadSpectrum>)]) -> Result<(),
             })
             .collect::<Vec<_>>()
     };
-    let qk = LineChart {
-        title: "QK circuits (W_Qᵀ W_K) per head",
+    let chart = |title, pick| LineChart {
+        title,
         x_desc: "index",
         y_desc: "singular value",
         log_y: true,
-        series: series(|h| &h.qk),
+        series: series(pick),
     };
-    let ov = LineChart {
-        title: "OV circuits (W_Vᵀ W_Oᵀ) per head",
-        x_desc: "index",
-        y_desc: "singular value",
-        log_y: true,
-        series: series(|h| &h.ov),
-    };
+    let qk = chart("QK circuits (W_Qᵀ W_K) per head", |h| &h.qk);
+    let ov = chart("OV circuits (W_Vᵀ W_Oᵀ) per head", |h| &h.ov);
     write_png(path, (1400, 560), |root, font| {
         let panels = root.split_evenly((1, 2));
         draw_lines(&panels[0], &qk, font)?;

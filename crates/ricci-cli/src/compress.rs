@@ -146,10 +146,41 @@ fn numel(state: &[(String, Tensor)]) -> usize {
     state.iter().map(|(_, t)| t.numel()).sum()
 }
 
-fn totals(report: &[LayerCompression]) -> (usize, usize) {
-    report.iter().fold((0, 0), |(b, a), l| {
-        (b + l.params_before, a + l.params_after)
-    })
+impl Summary {
+    /// The parameter counts of a compression; the quality figures are
+    /// filled in by the caller.
+    fn new(
+        source: &Path,
+        out: &Path,
+        report: &[LayerCompression],
+        state: &[(String, Tensor)],
+        small: &[(String, Tensor)],
+    ) -> Summary {
+        Summary {
+            source: source.to_path_buf(),
+            out: out.to_path_buf(),
+            layers: report.iter().map(LayerJson::from).collect(),
+            matrix_params_before: report.iter().map(|l| l.params_before).sum(),
+            matrix_params_after: report.iter().map(|l| l.params_after).sum(),
+            total_params_before: numel(state),
+            total_params_after: numel(small),
+            val_loss_before: None,
+            val_loss_after: None,
+            mean_cosine: None,
+            min_cosine: None,
+        }
+    }
+}
+
+/// Writes a state dict as safetensors (atomically).
+fn write_state(
+    path: &Path,
+    state: &[(String, Tensor)],
+    meta: Option<&std::collections::HashMap<String, String>>,
+) -> Result<(), CliError> {
+    let refs: Vec<(&str, &Tensor)> = state.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    io::write_safetensors(path, &refs, meta)?;
+    Ok(())
 }
 
 fn compress_run(dir: &Path, out: &Path, choice: RankChoice) -> Result<Summary, CliError> {
@@ -168,24 +199,14 @@ fn compress_run(dir: &Path, out: &Path, choice: RankChoice) -> Result<Summary, C
         .map_err(|e| CliError(format!("cannot create {}: {e}", out.display())))?;
     checkpoint::write_config(out, &config)?;
     let meta = io::read_safetensors_metadata(dir.join("checkpoint.safetensors"))?;
-    let refs: Vec<(&str, &Tensor)> = small.iter().map(|(n, t)| (n.as_str(), t)).collect();
-    io::write_safetensors(out.join("checkpoint.safetensors"), &refs, Some(&meta))?;
+    write_state(&out.join("checkpoint.safetensors"), &small, Some(&meta))?;
     // Loaded back the way `sample` and `analyze` load it.
     let compressed = checkpoint::load_model(out, &config)?;
     let after = task.val_loss(&compressed, b, t, config.train.seed)?;
-    let (mb, ma) = totals(&report);
     Ok(Summary {
-        source: dir.to_path_buf(),
-        out: out.to_path_buf(),
-        layers: report.iter().map(LayerJson::from).collect(),
-        matrix_params_before: mb,
-        matrix_params_after: ma,
-        total_params_before: numel(&state),
-        total_params_after: numel(&small),
         val_loss_before: Some(before),
         val_loss_after: Some(after),
-        mean_cosine: None,
-        min_cosine: None,
+        ..Summary::new(dir, out, &report, &state, &small)
     })
 }
 
@@ -225,8 +246,7 @@ fn compress_sentence_model(
         name.contains("encoder.layer.") && name.ends_with(".weight")
     })?;
     copy_folder(dir, out)?;
-    let refs: Vec<(&str, &Tensor)> = small.iter().map(|(n, t)| (n.as_str(), t)).collect();
-    io::write_safetensors(out.join("model.safetensors"), &refs, None)?;
+    write_state(&out.join("model.safetensors"), &small, None)?;
     let compressed = SentenceEncoder::from_dir(out)?.embed(&texts)?;
     // Rows are unit vectors when the model normalises; divide anyway.
     let dot = original.mul(&compressed)?.sum(-1, false)?;
@@ -236,19 +256,10 @@ fn compress_sentence_model(
         .mul(&compressed.square().sum(-1, false)?)?
         .sqrt();
     let cos = dot.div(&norms)?.to_vec_f64();
-    let (mb, ma) = totals(&report);
     Ok(Summary {
-        source: dir.to_path_buf(),
-        out: out.to_path_buf(),
-        layers: report.iter().map(LayerJson::from).collect(),
-        matrix_params_before: mb,
-        matrix_params_after: ma,
-        total_params_before: numel(&state),
-        total_params_after: numel(&small),
-        val_loss_before: None,
-        val_loss_after: None,
         mean_cosine: Some(cos.iter().sum::<f64>() / cos.len() as f64),
         min_cosine: Some(cos.iter().copied().fold(f64::INFINITY, f64::min)),
+        ..Summary::new(dir, out, &report, &state, &small)
     })
 }
 

@@ -3,7 +3,8 @@
 //! gradients, and spectra of matrices whose singular values are known.
 
 use ricci::analysis::{
-    attention_head_spectra, head_spectra, DensityParams, Hessian, MatrixSpectrum, TraceParams,
+    attention_head_spectra, flatten, head_spectra, DensityParams, Hessian, MatrixSpectrum,
+    TraceParams,
 };
 use ricci::linalg::{self, LanczosParams, Which};
 use ricci::models::gpt::{Gpt, GptConfig};
@@ -62,12 +63,8 @@ impl Mlp {
     }
 
     fn flat_params(&self) -> Tensor {
-        let flat: Vec<Tensor> = self
-            .params
-            .iter()
-            .map(|p| p.detach().reshape([p.numel()]).unwrap())
-            .collect();
-        Tensor::cat(&flat.iter().collect::<Vec<_>>(), 0).unwrap()
+        let detached: Vec<Tensor> = self.params.iter().map(Tensor::detach).collect();
+        flatten(&detached).unwrap()
     }
 
     /// The explicit `n x n` Hessian by `autograd::hessian` (one backward

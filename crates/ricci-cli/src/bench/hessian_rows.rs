@@ -14,7 +14,7 @@
 //! Inputs are standard normal; labels are the argmax of each example's
 //! first 10 features, so they are fixed by the data.
 
-use ricci::analysis::Hessian;
+use ricci::analysis::{flatten, Hessian};
 use ricci::{linalg, DType, Tensor};
 
 use super::suite::{Input, RowSpec, Work};
@@ -58,15 +58,6 @@ fn loss(x: &[Tensor]) -> ricci::Result<Tensor> {
     ricci::nn::cross_entropy(&logits, &labels, None)
 }
 
-/// The direction as one flat vector (the Lanczos start).
-fn flat(parts: &[Tensor]) -> ricci::Result<Tensor> {
-    let flat: Vec<Tensor> = parts
-        .iter()
-        .map(|t| t.reshape([t.numel()]))
-        .collect::<ricci::Result<_>>()?;
-    Tensor::cat(&flat.iter().collect::<Vec<_>>(), 0)
-}
-
 fn hessian(x: &[Tensor]) -> ricci::Result<Hessian> {
     Hessian::new(|| loss(x), &x[1..5])
 }
@@ -104,7 +95,7 @@ pub fn rows() -> Vec<RowSpec> {
                 let hess = hessian(x)?;
                 let q = linalg::lanczos_quadrature(
                     |v| hess.hvp_flat(v),
-                    &flat(&x[5..9])?,
+                    &flatten(&x[5..9])?,
                     LANCZOS_STEPS,
                 )?;
                 let top: Vec<f64> = q.nodes.iter().rev().take(5).copied().collect();
@@ -127,7 +118,7 @@ mod tests {
         let hess = hessian(&x).unwrap();
         let q = linalg::lanczos_quadrature(
             |v| hess.hvp_flat(v),
-            &flat(&x[5..9]).unwrap(),
+            &flatten(&x[5..9]).unwrap(),
             LANCZOS_STEPS,
         )
         .unwrap();

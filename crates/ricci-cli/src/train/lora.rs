@@ -20,11 +20,11 @@ use ricci::data::{CharText, Split};
 use ricci::models::gpt::Gpt;
 use ricci::nn::{lora_parameters, Module};
 use ricci::optim::{AdamConfig, AdamW, Optimizer, WarmupCosine};
-use ricci::{io, DType, Rng, Tensor};
+use ricci::{io, Rng, Tensor};
 use serde::Serialize;
 
 use super::checkpoint::{self, LoraSpec, RunConfig, TaskSpec};
-use super::{progress_bar, report, TrainArgs};
+use super::{progress_bar, report, Task, TrainArgs};
 use crate::CliError;
 
 #[derive(Serialize, Debug)]
@@ -40,18 +40,6 @@ struct LoraSummary {
     train_loss: f64,
     wall_s: f64,
     out: PathBuf,
-}
-
-/// Mean loss on 8 fixed validation batches of the new text.
-fn val_loss(model: &Gpt, text: &CharText, b: usize, t: usize, seed: u64) -> ricci::Result<f64> {
-    let _off = ricci::no_grad();
-    let mut rng = Rng::new(seed ^ 0x005E_ED0F_E7A1);
-    let mut total = 0.0;
-    for _ in 0..8 {
-        let (x, y) = text.batch(Split::Val, b, t, &mut rng, DType::F32)?;
-        total += model.loss(&x, &y)?.to_f64()?;
-    }
-    Ok(total / 8.0)
 }
 
 fn save_adapters(out: &Path, model: &Gpt) -> Result<(), CliError> {
@@ -119,7 +107,9 @@ pub fn run(args: &TrainArgs, rank: usize) -> Result<ExitCode, CliError> {
     };
     let vocab_chars: Vec<char> = vocab.chars().collect();
     let block = base.model.block_size;
-    let text = CharText::from_file_with_vocab(data, block, &vocab_chars)?;
+    // The new text as a task, so that its validation loss is the one
+    // `ricci train` reports (the same fixed batches).
+    let task = Task::Text(CharText::from_file_with_vocab(data, block, &vocab_chars)?);
     let mut model = checkpoint::load_model(base_dir, &base)?;
     let out = args.out.clone().unwrap_or_else(|| base_dir.join("lora"));
     if out == *base_dir {
@@ -136,7 +126,7 @@ pub fn run(args: &TrainArgs, rank: usize) -> Result<ExitCode, CliError> {
     }
     let seed = args.seed;
     model.set_training(false);
-    let before = val_loss(&model, &text, b, block, seed)?;
+    let before = task.val_loss(&model, b, block, seed)?;
     model.add_lora(rank, alpha, &mut Rng::new(seed))?;
     model.set_training(true);
     let adapters = lora_parameters(&model);
@@ -198,7 +188,7 @@ pub fn run(args: &TrainArgs, rank: usize) -> Result<ExitCode, CliError> {
     let mut train_loss = f64::NAN;
     for step in 0..steps {
         opt.set_lr(schedule.lr(step));
-        let (x, y) = text.batch(Split::Train, b, block, &mut rng, DType::F32)?;
+        let (x, y) = task.batch(Split::Train, b, block, &mut rng)?;
         let loss = model.loss(&x, &y)?;
         train_loss = loss.to_f64()?;
         if !train_loss.is_finite() {
@@ -215,7 +205,7 @@ pub fn run(args: &TrainArgs, rank: usize) -> Result<ExitCode, CliError> {
         let at_eval = config.train.eval_every > 0 && done.is_multiple_of(config.train.eval_every);
         if at_eval {
             model.set_training(false);
-            let v = val_loss(&model, &text, b, block, seed)?;
+            let v = task.val_loss(&model, b, block, seed)?;
             model.set_training(true);
             save_adapters(&out, &model)?;
             report(
@@ -236,7 +226,7 @@ pub fn run(args: &TrainArgs, rank: usize) -> Result<ExitCode, CliError> {
     }
     bar.finish_and_clear();
     model.set_training(false);
-    let after = val_loss(&model, &text, b, block, seed)?;
+    let after = task.val_loss(&model, b, block, seed)?;
     save_adapters(&out, &model)?;
     let summary = LoraSummary {
         steps,

@@ -169,14 +169,7 @@ impl Hessian {
 
     /// `H v` for a flat vector `v: [n]` (see the module doc), as a flat `[n]`.
     pub fn hvp_flat(&self, v: &Tensor) -> Result<Tensor> {
-        let parts = self.unflatten(v)?;
-        let hv = self.hvp(&parts)?;
-        let flat: Vec<Tensor> = hv
-            .iter()
-            .map(|t| t.reshape([t.numel()]))
-            .collect::<Result<_>>()?;
-        let refs: Vec<&Tensor> = flat.iter().collect();
-        Tensor::cat(&refs, 0)
+        flatten(&self.hvp(&self.unflatten(v)?)?)
     }
 
     /// Splits a flat `[n]` vector into views shaped like the parameters.
@@ -284,6 +277,23 @@ impl Hessian {
             matvecs,
         })
     }
+}
+
+/// The tensors' elements as one flat vector, each tensor in row-major
+/// order (the inverse of [`Hessian::unflatten`]).
+///
+/// ```
+/// use ricci::{analysis::flatten, DType, Tensor};
+/// let v = flatten(&[Tensor::ones(&[2, 2], DType::F32), Tensor::zeros(&[3], DType::F32)])?;
+/// assert_eq!(v.to_vec::<f32>()?, vec![1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0]);
+/// # Ok::<(), ricci::Error>(())
+/// ```
+pub fn flatten(parts: &[Tensor]) -> Result<Tensor> {
+    let flat: Vec<Tensor> = parts
+        .iter()
+        .map(|t| t.reshape([t.numel()]))
+        .collect::<Result<_>>()?;
+    Tensor::cat(&flat.iter().collect::<Vec<_>>(), 0)
 }
 
 /// Parameters of [`Hessian::trace`].

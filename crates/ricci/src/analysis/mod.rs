@@ -25,7 +25,7 @@
 pub mod hessian;
 pub mod spectra;
 
-pub use hessian::{DensityParams, Hessian, SpectralDensity, Trace, TraceParams};
+pub use hessian::{flatten, DensityParams, Hessian, SpectralDensity, Trace, TraceParams};
 pub use spectra::{
     attention_head_spectra, head_spectra, weight_spectra, HeadSpectrum, MatrixSpectrum,
 };

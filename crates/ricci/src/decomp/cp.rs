@@ -23,7 +23,7 @@
 
 use super::subspace::unfolding_basis;
 use super::tensor_ops::{khatri_rao, split_at_mode};
-use super::{check_input, eps_of, relative_error_between};
+use super::{check_input, check_tol, eps_of, relative_error_between};
 use crate::autograd::no_grad;
 use crate::error::{Error, Result};
 use crate::linalg::{pinv, solve};
@@ -215,12 +215,7 @@ pub fn cp_als(x: &Tensor, rank: usize, params: &CpParams) -> Result<Cp> {
             format!("rank must be in 1..={max_rank} for shape {shape:?}, got {rank}"),
         ));
     }
-    if params.tol.is_nan() || params.tol < 0.0 {
-        return Err(Error::invalid(
-            op,
-            format!("tol must be >= 0, got {}", params.tol),
-        ));
-    }
+    check_tol(op, params.tol)?;
     let _no_graph = no_grad();
     let x = x.detach().contiguous();
     let d = shape.len();

@@ -126,6 +126,14 @@ fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
 }
 
 /// `‖a − b‖_F / ‖b‖_F` for tensors of one shape (0 when both are zero).
+/// A convergence tolerance must be a number `>= 0`.
+pub(crate) fn check_tol(op: &'static str, tol: f64) -> Result<()> {
+    if tol.is_nan() || tol < 0.0 {
+        return Err(Error::invalid(op, format!("tol must be >= 0, got {tol}")));
+    }
+    Ok(())
+}
+
 pub(crate) fn relative_error_between(op: &'static str, approx: &Tensor, x: &Tensor) -> Result<f64> {
     if approx.shape() != x.shape() {
         return Err(Error::shape(op, approx.shape(), x.shape()));

@@ -18,7 +18,7 @@
 
 use super::subspace::unfolding_basis;
 use super::tensor_ops::mode_product;
-use super::{check_input, relative_error_between};
+use super::{check_input, check_tol, relative_error_between};
 use crate::autograd::no_grad;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -233,12 +233,7 @@ pub fn tucker_hosvd(x: &Tensor, ranks: &[usize]) -> Result<Tucker> {
 pub fn tucker_hooi(x: &Tensor, ranks: &[usize], params: &TuckerParams) -> Result<Tucker> {
     let op = "tucker_hooi";
     check_ranks(op, x, ranks)?;
-    if params.tol.is_nan() || params.tol < 0.0 {
-        return Err(Error::invalid(
-            op,
-            format!("tol must be >= 0, got {}", params.tol),
-        ));
-    }
+    check_tol(op, params.tol)?;
     let _no_graph = no_grad();
     let x = x.detach().contiguous();
     let start = tucker_hosvd(&x, ranks)?;
