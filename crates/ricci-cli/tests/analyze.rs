@@ -5,52 +5,16 @@
 
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use ricci::{io, DType, Tensor};
 use serde_json::Value;
 
-fn ricci() -> Command {
-    Command::cargo_bin("ricci").expect("the ricci binary is built for integration tests")
-}
+mod common;
 
-fn scratch(name: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("ricci-analyze-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use common::{ricci, scratch};
 
-/// A 1-layer, 2-head addition model trained for 40 steps.
+/// A 1-layer, 2-head addition model 16 wide, trained for 40 steps.
 fn trained_run(name: &str) -> PathBuf {
-    let dir = scratch(name).join("run");
-    let out = ricci()
-        .args([
-            "train",
-            "--n-layer",
-            "1",
-            "--n-head",
-            "2",
-            "--n-embd",
-            "16",
-            "--batch-size",
-            "16",
-            "--steps",
-            "40",
-            "--eval-every",
-            "0",
-            "--quiet",
-            "--out",
-        ])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    dir
+    common::trained_run(&scratch("analyze", name), 16, 40)
 }
 
 fn analyze_json(args: &[&str], path: &Path) -> Value {
@@ -164,7 +128,7 @@ fn analyzes_a_trained_run_with_hessian_and_plots() {
 
 #[test]
 fn spectra_of_a_safetensors_file_are_exact() {
-    let dir = scratch("file");
+    let dir = scratch("analyze", "file");
     let file = dir.join("weights.safetensors");
     let diag = Tensor::eye(3, DType::F32)
         .mul(&Tensor::from_vec(vec![0.5f32, -4.0, 2.0], &[1, 3]).unwrap())
@@ -194,7 +158,7 @@ fn finds_the_attention_heads_of_minilm() {
         model.join("model.safetensors").exists(),
         "run scripts/fetch-minilm.sh"
     );
-    let out = scratch("minilm");
+    let out = scratch("analyze", "minilm");
     let report = analyze_json(&["--out", out.to_str().unwrap()], &model);
     // 6 layers of 12 heads of width 32 (heads from the folder's config.json).
     let heads = report["heads"].as_array().unwrap();
@@ -205,20 +169,13 @@ fn finds_the_attention_heads_of_minilm() {
 }
 
 fn one_line_error(args: &[&str], needle: &str) {
-    let out = ricci().arg("analyze").args(args).output().unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.starts_with("error: ") && err.contains(needle),
-        "stderr was: {err}"
-    );
-    assert_eq!(err.trim_end().lines().count(), 1, "stderr was: {err}");
+    common::one_line_error(&[&["analyze"], args].concat(), needle);
 }
 
 #[test]
 fn bad_input_gives_one_clear_line() {
     one_line_error(&["--checkpoint", "/nonexistent/run"], "no such file");
-    let empty = scratch("empty");
+    let empty = scratch("analyze", "empty");
     one_line_error(
         &["--checkpoint", empty.to_str().unwrap()],
         "neither a ricci training directory",

@@ -5,65 +5,18 @@
 
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
-use serde_json::Value;
+mod common;
 
-fn ricci() -> Command {
-    Command::cargo_bin("ricci").expect("the ricci binary is built for integration tests")
-}
+use common::{ok_json, ricci, scratch};
 
-fn scratch(name: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("ricci-compress-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn ok_json(args: &[&str]) -> Value {
-    let out = ricci().args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
+/// A 1-layer, 2-head addition model 32 wide, trained for 60 steps.
 fn trained_run(dir: &Path) -> PathBuf {
-    let run = dir.join("run");
-    let out = ricci()
-        .args([
-            "train",
-            "--n-layer",
-            "1",
-            "--n-head",
-            "2",
-            "--n-embd",
-            "32",
-            "--batch-size",
-            "16",
-            "--steps",
-            "60",
-            "--eval-every",
-            "0",
-            "--quiet",
-            "--out",
-        ])
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    run
+    common::trained_run(dir, 32, 60)
 }
 
 #[test]
 fn compresses_a_trained_run_and_the_result_loads() {
-    let dir = scratch("run");
+    let dir = scratch("compress", "run");
     let run = trained_run(&dir);
     let (run_s, small_s) = (run.to_str().unwrap(), dir.join("small"));
     let small = small_s.to_str().unwrap();
@@ -183,7 +136,7 @@ fn compresses_minilm_and_reports_embedding_similarity() {
         model.join("model.safetensors").exists(),
         "run scripts/fetch-minilm.sh"
     );
-    let dir = scratch("minilm");
+    let dir = scratch("compress", "minilm");
     let m = model.to_str().unwrap();
     let out = dir.join("half");
     let s = ok_json(&[
@@ -235,19 +188,12 @@ fn compresses_minilm_and_reports_embedding_similarity() {
 }
 
 fn one_line_error(args: &[&str], needle: &str) {
-    let out = ricci().arg("compress").args(args).output().unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.starts_with("error: ") && err.contains(needle),
-        "stderr was: {err}"
-    );
-    assert_eq!(err.trim_end().lines().count(), 1, "stderr was: {err}");
+    common::one_line_error(&[&["compress"], args].concat(), needle);
 }
 
 #[test]
 fn bad_input_gives_one_clear_line() {
-    let dir = scratch("bad");
+    let dir = scratch("compress", "bad");
     one_line_error(
         &["--checkpoint", "/nonexistent/run", "--rank", "2"],
         "neither a ricci training directory",

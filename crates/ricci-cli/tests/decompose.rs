@@ -5,21 +5,16 @@
 
 use std::path::PathBuf;
 
-use assert_cmd::Command;
 use ricci::decomp::{Cp, TensorTrain, Tucker};
 use ricci::{io, DType, Rng, Tensor};
 
-fn ricci() -> Command {
-    Command::cargo_bin("ricci").expect("the ricci binary is built for integration tests")
-}
+mod common;
+
+use common::ricci;
 
 /// A fresh directory for one test's files.
 fn scratch(name: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("ricci_cli_decompose_{name}_{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::scratch("decompose", name)
 }
 
 /// A rank-2 CP tensor [5, 6, 7] (also Tucker (2, 2, 2) and TT ranks (2, 2)).

@@ -3,21 +3,11 @@
 //! validation loss on the new text falls, under 2% of the parameters train,
 //! the base run is untouched, and `sample` loads the adapted model.
 
-use std::path::PathBuf;
-
-use assert_cmd::Command;
 use serde_json::Value;
 
-fn ricci() -> Command {
-    Command::cargo_bin("ricci").expect("the ricci binary is built for integration tests")
-}
+mod common;
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ricci-lora-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use common::{one_line_error, ricci, scratch};
 
 /// Words drawn with a small linear congruential generator (deterministic).
 fn words(list: &[&str], n: usize, mut state: u64) -> String {
@@ -32,20 +22,9 @@ fn words(list: &[&str], n: usize, mut state: u64) -> String {
         .join(" ")
 }
 
-fn one_line_error(args: &[&str], needle: &str) {
-    let out = ricci().args(args).output().unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.starts_with("error: ") && err.contains(needle),
-        "stderr was: {err}"
-    );
-    assert_eq!(err.trim_end().lines().count(), 1, "stderr was: {err}");
-}
-
 #[test]
 fn lora_fine_tune_lowers_validation_loss_on_new_text() {
-    let dir = scratch("ft");
+    let dir = scratch("lora", "ft");
     let base_text = dir.join("base.txt");
     let new_text = dir.join("new.txt");
     let base_words = [

@@ -1,0 +1,80 @@
+//! Helpers shared by the CLI integration tests: the binary, scratch
+//! directories, a trained run to work on, and the checks for a JSON answer
+//! and for a one-line error.
+// Each test crate uses its own subset of these.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+pub fn ricci() -> Command {
+    Command::cargo_bin("ricci").expect("the ricci binary is built for integration tests")
+}
+
+/// A fresh, empty directory `ricci-<suite>-test-<pid>-<name>` under the system temp dir.
+pub fn scratch(suite: &str, name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("ricci-{suite}-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs `ricci ARGS`, asserts success and parses stdout as JSON.
+pub fn ok_json(args: &[&str]) -> Value {
+    let out = ricci().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Runs `ricci ARGS` and asserts it fails with one `error: ...` line containing `needle`.
+pub fn one_line_error(args: &[&str], needle: &str) {
+    let out = ricci().args(args).output().unwrap();
+    assert!(!out.status.success(), "ricci {args:?} succeeded");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("error: ") && err.contains(needle),
+        "stderr was: {err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "stderr was: {err}");
+}
+
+/// A 1-layer, 2-head addition model `n_embd` wide, trained for `steps`
+/// steps (batch 16) into `dir/run`: a few seconds.
+pub fn trained_run(dir: &Path, n_embd: usize, steps: usize) -> PathBuf {
+    let run = dir.join("run");
+    let (width, steps) = (n_embd.to_string(), steps.to_string());
+    let out = ricci()
+        .args([
+            "train",
+            "--n-layer",
+            "1",
+            "--n-head",
+            "2",
+            "--n-embd",
+            &width,
+            "--batch-size",
+            "16",
+            "--steps",
+            &steps,
+            "--eval-every",
+            "0",
+            "--quiet",
+            "--out",
+        ])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    run
+}
