@@ -11,9 +11,11 @@
 //! the gradient is differentiable again.
 
 use faer::linalg::cholesky::llt::factor::{self as llt, LltError};
+use faer::MatMut;
 
 use super::{
-    from_mats, lower_to_mat, mt, par_map, recording, square_dims, with_stack, Batch, Scalar,
+    from_lower_col_major, lower_to_col_major, mt, par_map, recording, square_dims, with_stack,
+    Batch, Scalar,
 };
 use crate::autograd::record;
 use crate::error::{Error, Result};
@@ -27,11 +29,11 @@ fn cholesky_raw<T: Scalar>(a: &Tensor) -> Result<Tensor> {
     let b = Batch::<T>::new(a, n, n)?;
     let ls = par_map(b.count, (n * n * n / 3) as f64, |i, par| {
         // Only the lower triangle is read (numpy's UPLO='L').
-        let mut l = lower_to_mat(b.slice(i), n);
+        let mut l = lower_to_col_major(b.slice(i), n);
         let req = llt::cholesky_in_place_scratch::<T>(n, par, Default::default());
         with_stack(req, |stack| {
             llt::cholesky_in_place(
-                l.as_mut(),
+                MatMut::from_column_major_slice_mut(&mut l, n, n),
                 Default::default(),
                 par,
                 stack,
@@ -45,13 +47,12 @@ fn cholesky_raw<T: Scalar>(a: &Tensor) -> Result<Tensor> {
                 pivot: index,
             },
         })?;
-        // The factor is lower triangular whatever faer left above the diagonal.
-        for c in 1..n {
-            l.col_as_slice_mut(c)[..c].fill(T::ZERO);
-        }
         Ok(l)
     })?;
-    Ok(from_mats(&batch, &ls, n, n))
+    // The factor is lower triangular whatever faer left above the diagonal.
+    let out = from_lower_col_major(&batch, &ls, n);
+    ls.into_iter().for_each(crate::tensor::recycle);
+    Ok(out)
 }
 
 /// The lower Cholesky factor `L` of each symmetric positive-definite matrix

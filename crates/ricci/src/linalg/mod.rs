@@ -177,23 +177,58 @@ pub(crate) fn from_mats<T: Scalar>(
     rows: usize,
     cols: usize,
 ) -> Tensor {
-    let size = rows * cols;
-    let mut out = vec![T::ZERO; mats.len() * size];
-    for (m, dst) in mats.iter().zip(out.chunks_exact_mut(size.max(1))) {
+    for m in mats {
         debug_assert_eq!((m.nrows(), m.ncols()), (rows, cols));
+    }
+    stack_transposed(batch, mats.len(), rows, cols, false, |i, j| {
+        mats[i].col_as_slice(j)
+    })
+}
+
+/// [`from_mats`] for lower-triangular `n x n` factors held in column-major
+/// buffers (`n * n` each): the entries above the diagonal are written as
+/// zeros whatever the buffers hold there.
+pub(crate) fn from_lower_col_major<T: Scalar>(
+    batch: &[usize],
+    bufs: &[Vec<T>],
+    n: usize,
+) -> Tensor {
+    stack_transposed(batch, bufs.len(), n, n, true, |i, j| {
+        &bufs[i][j * n..(j + 1) * n]
+    })
+}
+
+/// Stacks `count` column-major matrices, whose column `j` of item `i` is
+/// `column(i, j)`, into a row-major `[batch..., rows, cols]` tensor.
+fn stack_transposed<'a, T: Scalar>(
+    batch: &[usize],
+    count: usize,
+    rows: usize,
+    cols: usize,
+    lower: bool,
+    column: impl Fn(usize, usize) -> &'a [T],
+) -> Tensor {
+    let size = rows * cols;
+    // Every element is written below, so a recycled buffer needs no clearing.
+    let mut out = crate::tensor::alloc_uninit::<T>(count * size);
+    for (item, dst) in out.chunks_exact_mut(size.max(1)).enumerate().take(count) {
+        let m = item;
         // Column-major to row-major is a transpose: by tiles, so that both
         // the columns read and the rows written stay in cache (an element
         // at a time this copy took 15% of a 1000 x 1000 Cholesky). Each
         // output row segment is written contiguously, gathering from the
         // tile's column slices.
-        let columns: Vec<&[T]> = (0..cols).map(|j| m.col_as_slice(j)).collect();
+        let columns: Vec<&[T]> = (0..cols).map(|j| &column(m, j)[..rows]).collect();
         for jb in (0..cols).step_by(TILE) {
             let tile_cols = &columns[jb..(jb + TILE).min(cols)];
             for ib in (0..rows).step_by(TILE) {
                 for i in ib..(ib + TILE).min(rows) {
                     let row = &mut dst[i * cols + jb..i * cols + jb + tile_cols.len()];
-                    for (d, c) in row.iter_mut().zip(tile_cols) {
-                        *d = c[i];
+                    for (j, (d, c)) in row.iter_mut().zip(tile_cols).enumerate() {
+                        // Each column slice has exactly `rows` entries and
+                        // i < rows: the check is free to drop.
+                        let v = if i < c.len() { c[i] } else { T::ZERO };
+                        *d = if lower && jb + j > i { T::ZERO } else { v };
                     }
                 }
             }
@@ -208,21 +243,23 @@ pub(crate) fn from_mats<T: Scalar>(
 const TILE: usize = 32;
 
 /// The lower triangle (diagonal included) of the row-major `n x n` matrix
-/// `src` as a column-major faer matrix, zeros above: what `cholesky` reads
-/// (numpy's `UPLO='L'`). A tiled transposing copy, as [`from_mats`].
-pub(crate) fn lower_to_mat<T: Scalar>(src: &[T], n: usize) -> Mat<T> {
-    let mut m = Mat::<T>::zeros(n, n);
+/// `src` as a column-major buffer of `n * n`, zeros above: what `cholesky`
+/// reads (numpy's `UPLO='L'`). A tiled transposing copy, as [`from_mats`];
+/// the buffer is recycled from the tensor pool and every element is written.
+pub(crate) fn lower_to_col_major<T: Scalar>(src: &[T], n: usize) -> Vec<T> {
+    let src = &src[..n * n];
+    let mut out = crate::tensor::alloc_uninit::<T>(n * n);
     for jb in (0..n).step_by(TILE) {
-        for ib in (jb..n).step_by(TILE) {
+        for ib in (0..n).step_by(TILE) {
             for j in jb..(jb + TILE).min(n) {
-                let col = m.col_as_slice_mut(j);
-                for i in ib.max(j)..(ib + TILE).min(n) {
-                    col[i] = src[i * n + j];
+                let col = &mut out[j * n..(j + 1) * n];
+                for i in ib..(ib + TILE).min(n) {
+                    col[i] = if i >= j { src[i * n + j] } else { T::ZERO };
                 }
             }
         }
     }
-    m
+    out
 }
 
 /// Stacks per-item vectors (each of length `len`) into a `[batch..., len]` tensor.

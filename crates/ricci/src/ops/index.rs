@@ -243,7 +243,15 @@ impl Tensor {
     pub fn tril(&self, k: isize) -> Result<Tensor> {
         self.triangle("tril", k, true)
     }
-    /// The upper triangle of the last two dims (entries with `j - i >= k`), zeros below.
+    /// The upper triangle of the last two dims (entries with `j - i >= k`), zeros below
+    /// (exact zeros, even where the input is infinite or NaN, as in numpy).
+    ///
+    /// ```
+    /// # use ricci::{Tensor, DType};
+    /// let mask = Tensor::full(&[3, 3], f64::NEG_INFINITY, DType::F32).triu(1)?;
+    /// assert_eq!(mask.to_vec::<f32>()?[..4], [0.0, f32::NEG_INFINITY, f32::NEG_INFINITY, 0.0]);
+    /// # Ok::<(), ricci::Error>(())
+    /// ```
     pub fn triu(&self, k: isize) -> Result<Tensor> {
         self.triangle("triu", k, false)
     }
@@ -266,7 +274,10 @@ impl Tensor {
             }
         }
         let mask = Tensor::from_vec(mask, &[m, n])?.to_dtype(self.dtype());
-        self.mul(&mask)
+        // A select, not a product with the mask: inf * 0 would leave NaN
+        // where numpy and torch give 0 (`triu(full(-inf), 1)` is the usual
+        // way to build a causal mask).
+        Tensor::where_(&mask, self, &Tensor::scalar_of(0.0, self.dtype()))
     }
 
     /// One-hot rows for integer values in `self`: shape `self.shape() + [num_classes]`.

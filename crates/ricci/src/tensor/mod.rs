@@ -19,7 +19,9 @@ pub use layout::{
     broadcast_shapes, contiguous_strides, inverse_permutation, iteration_order, resolve_dim, Layout,
 };
 pub use rng::Rng;
-pub use storage::{alloc_uninit, alloc_zeroed, empty_pool, pool_bytes, Storage, StorageElement};
+pub use storage::{
+    alloc_uninit, alloc_zeroed, empty_pool, pool_bytes, recycle, Storage, StorageElement,
+};
 
 use crate::autograd::GradFn;
 use crate::error::{Error, Result};

@@ -123,6 +123,12 @@ fn pool_limit_bytes() -> usize {
     })
 }
 
+/// Returns a buffer to the pool for [`alloc_uninit`] to hand out again
+/// (dropped instead when too small or when the pool is full).
+pub fn recycle<T: StorageElement>(v: Vec<T>) {
+    give_back(v)
+}
+
 fn give_back<T: StorageElement>(v: Vec<T>) {
     let n = v.len();
     if n < POOL_MIN_ELEMS || v.capacity() != n {
