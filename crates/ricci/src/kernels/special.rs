@@ -77,6 +77,9 @@ fn erfc_continued_fraction(x: f64) -> f64 {
 #[inline(always)]
 pub fn erf_f32(x: f32) -> f32 {
     const XMAX: f32 = 3.92;
+    // P(0) is the fitted value, one f32 ulp below 2/sqrt(pi): pinning it
+    // there costs the minimax fit more further out than it gains near 0.
+    #[allow(clippy::approx_constant)]
     const P: [f32; 6] = [
         1.128_379_1,
         0.190_407_47,
