@@ -81,10 +81,12 @@ impl Tensor {
         rec1("cos", out, self, |x, g| g.mul(&x.sin().neg()))
     }
     pub fn tanh(&self) -> Tensor {
-        let out = unary_map!(self, |x| x.tanh());
+        // `Element::tanh`, not the inherent `f32::tanh`: the f32 version is
+        // branch-free and vectorises, libm's does not.
+        let out = unary_map!(self, |x| Element::tanh(x));
         // tanh' = 1 - tanh²: a training backward reuses the output (a
         // handle on its storage without the graph, so no cycle), saving a
-        // scalar libm call per element; a recorded backward recomputes
+        // tanh per element; a recorded backward recomputes
         // tanh(x) so that the gradient stays a function of x.
         let saved = out.detach();
         rec1("tanh", out, self, move |x, g| {
