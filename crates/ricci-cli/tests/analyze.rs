@@ -10,7 +10,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::{ricci, scratch};
+use common::{ricci, run_ok, scratch};
 
 /// A 1-layer, 2-head addition model 16 wide, trained for 40 steps.
 fn trained_run(name: &str) -> PathBuf {
@@ -18,18 +18,13 @@ fn trained_run(name: &str) -> PathBuf {
 }
 
 fn analyze_json(args: &[&str], path: &Path) -> Value {
-    let out = ricci()
-        .arg("analyze")
-        .arg("--checkpoint")
-        .arg(path)
-        .args(args)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        ricci()
+            .arg("analyze")
+            .arg("--checkpoint")
+            .arg(path)
+            .args(args)
+            .arg("--json"),
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 mod common;
 
-use common::{ok_json, ricci, scratch};
+use common::{ok_json, ricci, run_ok, scratch};
 
 /// A 1-layer, 2-head addition model 32 wide, trained for 60 steps.
 fn trained_run(dir: &Path) -> PathBuf {
@@ -75,15 +75,7 @@ fn compresses_a_trained_run_and_the_result_loads() {
     assert!(lb.is_finite() && la.is_finite() && la != lb);
 
     // The compressed run samples and analyzes (factors multiplied back).
-    let out = ricci()
-        .args(["sample", "--checkpoint", small, "--prompt", "12+34="])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(ricci().args(["sample", "--checkpoint", small, "--prompt", "12+34="]));
     let report = ok_json(&[
         "analyze",
         "--checkpoint",

@@ -10,7 +10,7 @@ use ricci::{io, DType, Rng, Tensor};
 
 mod common;
 
-use common::ricci;
+use common::{ricci, run_ok};
 
 /// A fresh directory for one test's files.
 fn scratch(name: &str) -> PathBuf {
@@ -39,25 +39,27 @@ fn planted(dir: &std::path::Path) -> (PathBuf, Tensor) {
 }
 
 fn run_json(args: &[&str], input: &PathBuf, out: &PathBuf) -> serde_json::Value {
-    let output = ricci()
-        .arg("decompose")
-        .arg(input)
-        .args(args)
-        .arg("--out")
-        .arg(out)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let output = run_ok(
+        ricci()
+            .arg("decompose")
+            .arg(input)
+            .args(args)
+            .arg("--out")
+            .arg(out)
+            .arg("--json"),
     );
     serde_json::from_slice(&output.stdout).expect("stdout is one JSON object")
 }
 
 fn read(dir: &std::path::Path, name: &str) -> Tensor {
     io::read_npy(dir.join(name)).unwrap()
+}
+
+/// `STEM_0.npy`, `STEM_1.npy`, `STEM_2.npy` of `dir`: one per mode.
+fn read_modes(dir: &std::path::Path, stem: &str) -> Vec<Tensor> {
+    (0..3)
+        .map(|n| read(dir, &format!("{stem}_{n}.npy")))
+        .collect()
 }
 
 fn rel_err(a: &Tensor, x: &Tensor) -> f64 {
@@ -93,9 +95,7 @@ fn cp_writes_weights_and_factors_that_rebuild_the_tensor() {
     );
     let cp = Cp {
         weights: read(&out, "weights.npy"),
-        factors: (0..3)
-            .map(|n| read(&out, &format!("factor_{n}.npy")))
-            .collect(),
+        factors: read_modes(&out, "factor"),
         iterations: 0,
         converged: true,
         error: 0.0,
@@ -114,9 +114,7 @@ fn tucker_writes_core_and_factors_that_rebuild_the_tensor() {
     assert!(j["relative_error"].as_f64().unwrap() < 1e-10, "{j}");
     let t = Tucker {
         core: read(&out, "core.npy"),
-        factors: (0..3)
-            .map(|n| read(&out, &format!("factor_{n}.npy")))
-            .collect(),
+        factors: read_modes(&out, "factor"),
         iterations: 0,
         converged: true,
     };
@@ -134,9 +132,7 @@ fn tt_writes_cores_that_rebuild_the_tensor() {
     assert!(j["iterations"].is_null());
     assert!(j["relative_error"].as_f64().unwrap() < 1e-10, "{j}");
     let tt = TensorTrain {
-        cores: (0..3)
-            .map(|n| read(&out, &format!("core_{n}.npy")))
-            .collect(),
+        cores: read_modes(&out, "core"),
     };
     assert!(rel_err(&tt.reconstruct().unwrap(), &x) < 1e-10);
 }

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::{one_line_error, ricci, scratch};
+use common::{one_line_error, ricci, run_ok, scratch};
 
 /// Words drawn with a small linear congruential generator (deterministic).
 fn words(list: &[&str], n: usize, mut state: u64) -> String {
@@ -41,65 +41,49 @@ fn lora_fine_tune_lowers_validation_loss_on_new_text() {
     )
     .unwrap();
     let base = dir.join("base");
-    let out = ricci()
-        .args([
-            "train",
-            "--data",
-            base_text.to_str().unwrap(),
-            "--n-layer",
-            "2",
-            "--n-head",
-            "4",
-            "--n-embd",
-            "128",
-            "--block-size",
-            "32",
-            "--batch-size",
-            "16",
-            "--steps",
-            "150",
-            "--lr",
-            "3e-3",
-            "--eval-every",
-            "0",
-            "--quiet",
-            "--out",
-            base.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(ricci().args([
+        "train",
+        "--data",
+        base_text.to_str().unwrap(),
+        "--n-layer",
+        "2",
+        "--n-head",
+        "4",
+        "--n-embd",
+        "128",
+        "--block-size",
+        "32",
+        "--batch-size",
+        "16",
+        "--steps",
+        "150",
+        "--lr",
+        "3e-3",
+        "--eval-every",
+        "0",
+        "--quiet",
+        "--out",
+        base.to_str().unwrap(),
+    ]));
     let checkpoint = std::fs::read(base.join("checkpoint.safetensors")).unwrap();
 
     let lora = dir.join("lora");
-    let out = ricci()
-        .args([
-            "train",
-            "--lora",
-            "1",
-            "--resume",
-            base.to_str().unwrap(),
-            "--data",
-            new_text.to_str().unwrap(),
-            "--steps",
-            "150",
-            "--lr",
-            "1e-2",
-            "--json",
-            "--out",
-            lora.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_ok(ricci().args([
+        "train",
+        "--lora",
+        "1",
+        "--resume",
+        base.to_str().unwrap(),
+        "--data",
+        new_text.to_str().unwrap(),
+        "--steps",
+        "150",
+        "--lr",
+        "1e-2",
+        "--json",
+        "--out",
+        lora.to_str().unwrap(),
+    ]));
     let s: Value = serde_json::from_slice(&out.stdout).unwrap();
     let fraction = s["trainable_fraction"].as_f64().unwrap();
     assert!(fraction > 0.0 && fraction < 0.02, "{fraction}");
@@ -127,23 +111,15 @@ fn lora_fine_tune_lowers_validation_loss_on_new_text() {
     );
 
     // The adapted model samples.
-    let out = ricci()
-        .args([
-            "sample",
-            "--checkpoint",
-            lora.to_str().unwrap(),
-            "--prompt",
-            "to ",
-            "--tokens",
-            "20",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_ok(ricci().args([
+        "sample",
+        "--checkpoint",
+        lora.to_str().unwrap(),
+        "--prompt",
+        "to ",
+        "--tokens",
+        "20",
+    ]));
     assert!(String::from_utf8(out.stdout).unwrap().starts_with("to "));
 
     // Bad input.

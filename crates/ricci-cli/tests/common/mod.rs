@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::Output;
 
 use assert_cmd::Command;
 use serde_json::Value;
@@ -22,15 +23,20 @@ pub fn scratch(suite: &str, name: &str) -> PathBuf {
     dir
 }
 
-/// Runs `ricci ARGS`, asserts success and parses stdout as JSON.
-pub fn ok_json(args: &[&str]) -> Value {
-    let out = ricci().args(args).output().unwrap();
+/// Runs `cmd` and asserts it succeeded (showing its stderr when not).
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    out
+}
+
+/// Runs `ricci ARGS`, asserts success and parses stdout as JSON.
+pub fn ok_json(args: &[&str]) -> Value {
+    serde_json::from_slice(&run_ok(ricci().args(args)).stdout).unwrap()
 }
 
 /// Runs `ricci ARGS` and asserts it fails with one `error: ...` line containing `needle`.
@@ -50,31 +56,26 @@ pub fn one_line_error(args: &[&str], needle: &str) {
 pub fn trained_run(dir: &Path, n_embd: usize, steps: usize) -> PathBuf {
     let run = dir.join("run");
     let (width, steps) = (n_embd.to_string(), steps.to_string());
-    let out = ricci()
-        .args([
-            "train",
-            "--n-layer",
-            "1",
-            "--n-head",
-            "2",
-            "--n-embd",
-            &width,
-            "--batch-size",
-            "16",
-            "--steps",
-            &steps,
-            "--eval-every",
-            "0",
-            "--quiet",
-            "--out",
-        ])
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        ricci()
+            .args([
+                "train",
+                "--n-layer",
+                "1",
+                "--n-head",
+                "2",
+                "--n-embd",
+                &width,
+                "--batch-size",
+                "16",
+                "--steps",
+                &steps,
+                "--eval-every",
+                "0",
+                "--quiet",
+                "--out",
+            ])
+            .arg(&run),
     );
     run
 }

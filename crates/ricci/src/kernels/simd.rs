@@ -107,24 +107,26 @@ pub fn tanh_f32(x: f32) -> f32 {
     y.copysign(x)
 }
 
+/// `|got - want|` in units in the last place of `want` as an f32
+/// (`2^(e - 23)` for `want` in `[2^e, 2^(e+1))`, 2^-149 among subnormals).
+#[cfg(test)]
+pub(crate) fn ulp_error(got: f32, want: f64) -> f64 {
+    let e = want.abs().log2().floor().max(-126.0);
+    (got as f64 - want).abs() / (e - 23.0).exp2()
+}
+
+/// Every `step`-th f32 from 0 up to `max` (bit patterns, so every binade
+/// gets its share, subnormals included).
+#[cfg(test)]
+pub(crate) fn sweep(max: f32, step: u32) -> impl Iterator<Item = f32> {
+    (0..max.to_bits())
+        .step_by(step as usize)
+        .map(f32::from_bits)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// `|got - want|` in units in the last place of `want` as an f32
-    /// (`2^(e - 23)` for `want` in `[2^e, 2^(e+1))`, 2^-149 among subnormals).
-    fn ulp_error(got: f32, want: f64) -> f64 {
-        let e = want.abs().log2().floor().max(-126.0);
-        (got as f64 - want).abs() / (e - 23.0).exp2()
-    }
-
-    /// Every `step`-th f32 from 0 up to `max` (bit patterns, so every binade
-    /// gets its share, subnormals included).
-    fn sweep(max: f32, step: u32) -> impl Iterator<Item = f32> {
-        (0..max.to_bits())
-            .step_by(step as usize)
-            .map(f32::from_bits)
-    }
 
     #[test]
     fn exp_f32_is_within_two_ulp_of_f64_exp() {

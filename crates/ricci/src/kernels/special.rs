@@ -108,6 +108,7 @@ pub fn erf_f32(x: f32) -> f32 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::simd::{sweep, ulp_error};
     use super::*;
 
     #[test]
@@ -148,15 +149,13 @@ mod tests {
         // Every 61st f32 from 0 to 5 (all binades, subnormals included),
         // against the f64 erf above.
         let (mut worst_ulp, mut worst_abs) = ((0.0, 0.0f32), (0.0, 0.0f32));
-        for bits in (0..5.0f32.to_bits()).step_by(61) {
-            let x = f32::from_bits(bits);
+        for x in sweep(5.0, 61) {
             let want = erf(x as f64);
             let got = erf_f32(x);
             let abs = (got as f64 - want).abs();
-            // ulp of want as an f32: 2^(e - 23) for want in [2^e, 2^(e+1)).
-            let ulp = (want.abs().log2().floor().max(-126.0) - 23.0).exp2();
-            if abs / ulp > worst_ulp.0 {
-                worst_ulp = (abs / ulp, x);
+            let ulps = ulp_error(got, want);
+            if ulps > worst_ulp.0 {
+                worst_ulp = (ulps, x);
             }
             if abs > worst_abs.0 {
                 worst_abs = (abs, x);

@@ -49,8 +49,8 @@ impl Storage {
 impl Drop for Storage {
     fn drop(&mut self) {
         match self {
-            Storage::F32(v) => give_back(std::mem::take(v)),
-            Storage::F64(v) => give_back(std::mem::take(v)),
+            Storage::F32(v) => recycle(std::mem::take(v)),
+            Storage::F64(v) => recycle(std::mem::take(v)),
         }
     }
 }
@@ -126,10 +126,6 @@ fn pool_limit_bytes() -> usize {
 /// Returns a buffer to the pool for [`alloc_uninit`] to hand out again
 /// (dropped instead when too small or when the pool is full).
 pub fn recycle<T: StorageElement>(v: Vec<T>) {
-    give_back(v)
-}
-
-fn give_back<T: StorageElement>(v: Vec<T>) {
     let n = v.len();
     if n < POOL_MIN_ELEMS || v.capacity() != n {
         return;
