@@ -318,7 +318,15 @@ const ROWS: &[Row] = &[
             (&[5], -1.0, 1.0),
         ],
         f: |x| linear(&x[0], &x[1], Some(&x[2])),
-        second_order: false,
+        second_order: true,
+    },
+    Row {
+        // Both operands stored transposed: their gradients take the
+        // transposed-layout path of matmul's VJP.
+        name: "matmul of transposed views, batched",
+        inputs: &[(&[2, 4, 3], -1.0, 1.0), (&[2, 5, 4], -1.0, 1.0)],
+        f: |x| x[0].t()?.matmul(&x[1].t()?),
+        second_order: true,
     },
     Row {
         name: "reshape permute transpose",
@@ -495,6 +503,32 @@ fn every_op_matches_finite_differences_first_and_second_order() {
     // `to_dtype_passes_the_gradient_through` checks it with a looser tolerance.
     for row in ROWS {
         check_row(row, &mut rng);
+    }
+}
+
+#[test]
+fn linear_gives_its_weight_a_contiguous_gradient() {
+    // `linear` multiplies by the view `w.t()`; the gradient of `w` must come
+    // back contiguous (as PyTorch's), since optimizers and Hessian-vector
+    // products read it elementwise.
+    let mut rng = Rng::new(5);
+    let x = rand_in(&[6, 4], -1.0, 1.0, &mut rng);
+    let w = rand_in(&[3, 4], -1.0, 1.0, &mut rng).set_requires_grad(true);
+    let loss = linear(&x, &w, None).unwrap().square().sum_all();
+    let g = ricci::autograd::grad_of(&loss, &[&w], None, false)
+        .unwrap()
+        .remove(0);
+    assert!(g.is_contiguous(), "strides {:?}", g.stride());
+    // d/dw sum((x wᵀ)²) = 2 (x wᵀ)ᵀ x.
+    let y = x.matmul(&w.detach().t().unwrap()).unwrap();
+    let want = y.t().unwrap().matmul(&x).unwrap().mul_scalar(2.0);
+    for (a, b) in g
+        .to_vec::<f64>()
+        .unwrap()
+        .iter()
+        .zip(want.to_vec::<f64>().unwrap())
+    {
+        assert!((a - b).abs() < 1e-12, "{a} vs {b}");
     }
 }
 

@@ -49,6 +49,19 @@ fn readable(t: &Tensor) -> Tensor {
     }
 }
 
+/// Whether the matrices of operand `x` (rank >= 2) are stored transposed
+/// (column-major, unit stride down a column) and `x` has the batch dims of
+/// the output gradient `g`, so no batch sum is needed for its gradient.
+fn col_major_unbroadcast(x: &Tensor, g: &Tensor) -> bool {
+    let r = x.rank();
+    let (shape, stride) = (x.shape(), x.stride());
+    shape[r - 2] > 1
+        && shape[r - 1] > 1
+        && stride[r - 2] == 1
+        && stride[r - 1] >= shape[r - 2] as isize
+        && shape[..r - 2] == g.shape()[..g.rank() - 2]
+}
+
 impl Tensor {
     /// Matrix product with numpy semantics (see the module doc).
     ///
@@ -115,18 +128,25 @@ impl Tensor {
                 Tensor::from_typed(out, &shape)
             })
         });
-        // dA = dC Bᵀ, dB = Aᵀ dC, summed back over broadcast batch dims.
+        // dA = dC Bᵀ, dB = Aᵀ dC, summed back over broadcast batch dims. An
+        // operand stored transposed (as `w.t()` in `linear`) gets its
+        // gradient in the same layout, (B dCᵀ)ᵀ or (dCᵀ A)ᵀ, so the gradient
+        // of `w` itself comes out contiguous (as PyTorch's mm backward).
         let out = record("matmul", out, &[&a_in, &b_in], |inp, g, needs| {
             let (a, b) = (&inp[0], &inp[1]);
-            let da = if needs[0] {
+            let da = if !needs[0] {
+                None
+            } else if col_major_unbroadcast(a, g) {
+                Some(b.matmul(&g.t()?)?.t()?)
+            } else {
                 Some(g.matmul(&b.t()?)?.sum_to_shape(a.shape())?)
-            } else {
-                None
             };
-            let db = if needs[1] {
-                Some(a.t()?.matmul(g)?.sum_to_shape(b.shape())?)
-            } else {
+            let db = if !needs[1] {
                 None
+            } else if col_major_unbroadcast(b, g) {
+                Some(g.t()?.matmul(a)?.t()?)
+            } else {
+                Some(a.t()?.matmul(g)?.sum_to_shape(b.shape())?)
             };
             Ok(vec![da, db])
         });
