@@ -321,6 +321,18 @@ const ROWS: &[Row] = &[
         second_order: true,
     },
     Row {
+        name: "vecdot",
+        inputs: &[(&[2, 3, 5], -1.0, 1.0), (&[2, 3, 5], -1.0, 1.0)],
+        f: |x| x[0].vecdot(&x[1]),
+        second_order: true,
+    },
+    Row {
+        name: "vecdot of a transposed view, and broadcast",
+        inputs: &[(&[5, 3], -1.0, 1.0), (&[2, 3, 5], -1.0, 1.0)],
+        f: |x| x[0].t()?.vecdot(&x[1]),
+        second_order: true,
+    },
+    Row {
         // Both operands stored transposed: their gradients take the
         // transposed-layout path of matmul's VJP.
         name: "matmul of transposed views, batched",
@@ -530,6 +542,52 @@ fn linear_gives_its_weight_a_contiguous_gradient() {
     {
         assert!((a - b).abs() < 1e-12, "{a} vs {b}");
     }
+}
+
+#[test]
+fn vecdot_equals_product_and_sum() {
+    // Shapes that exercise the 32-lane blocks, their remainder and the
+    // 1024-element block boundary; a transposed (copied) operand; one long
+    // row (split across threads when there are two).
+    let mut rng = Rng::new(11);
+    for (shape, dtype) in [
+        (vec![7, 45], DType::F64),
+        (vec![3, 1030], DType::F32),
+        (vec![40_000], DType::F64),
+        (vec![2, 0], DType::F32),
+    ] {
+        let x = Tensor::uniform(&shape, -1.0, 1.0, dtype, &mut rng);
+        let y = Tensor::uniform(&shape, -1.0, 1.0, dtype, &mut rng);
+        let got = x.vecdot(&y).unwrap();
+        let want = x.mul(&y).unwrap().sum(-1, false).unwrap();
+        assert_eq!(got.shape(), want.shape());
+        let tol = if dtype == DType::F32 { 1e-4 } else { 1e-12 };
+        for (g, w) in got.to_vec_f64().iter().zip(want.to_vec_f64()) {
+            assert!(
+                (g - w).abs() <= tol * (1.0 + w.abs()),
+                "{shape:?}: {g} vs {w}"
+            );
+        }
+    }
+    let a = Tensor::uniform(&[6, 4], -1.0, 1.0, DType::F64, &mut rng);
+    let b = Tensor::uniform(&[4, 6], -1.0, 1.0, DType::F64, &mut rng);
+    let got = a.t().unwrap().vecdot(&b).unwrap().to_vec::<f64>().unwrap();
+    let want = a
+        .t()
+        .unwrap()
+        .contiguous()
+        .mul(&b)
+        .unwrap()
+        .sum(-1, false)
+        .unwrap();
+    for (g, w) in got.iter().zip(want.to_vec::<f64>().unwrap()) {
+        assert!((g - w).abs() < 1e-12);
+    }
+    let err = a.vecdot(&b).unwrap_err().to_string();
+    assert!(
+        err.contains("vecdot") && err.contains("[6, 4]") && err.contains("[4, 6]"),
+        "{err}"
+    );
 }
 
 #[test]

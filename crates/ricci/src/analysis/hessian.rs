@@ -147,7 +147,7 @@ impl Hessian {
                 }
                 p.same_dtype(name, vi)?;
                 let Some(g) = g else { continue };
-                let term = g.mul(&vi.detach())?.sum_all();
+                let term = g.reshape([-1])?.vecdot(&vi.detach().reshape([-1])?)?;
                 inner = Some(match inner {
                     Some(acc) => acc.add(&term)?,
                     None => term,

@@ -13,22 +13,16 @@
 //!   a batched matmul, which reads transposed views in place. Groups are
 //!   ordered by stride so that merging rarely needs a copy.
 //! - A step with nothing to contract is a broadcast product. One whose left
-//!   and right groups are empty (batched dot products) is a product and a
-//!   sum when the dots are short, where a 1 x k by k x 1 matmul per batch
-//!   item would pay its call cost for little work, and a batched matmul
-//!   from [`DOT_BY_MATMUL_FROM`] on (measured 2x faster than product and sum
-//!   for 4096 dots of length 1024: one pass, no stored product).
+//!   and right groups are empty (batched dot products) is `vecdot`: one
+//!   fused pass that stores no product, where a 1 x k by k x 1 matmul per
+//!   batch item would pay its call cost, and a product then a sum would
+//!   write and re-read the product.
 
 use std::cmp::Reverse;
 
 use super::parse::{Expr, Label};
 use crate::error::Result;
 use crate::tensor::Tensor;
-
-/// Batched dot products at least this long run as a batch of 1 x k by
-/// k x 1 matmuls (one pass, no product stored); shorter ones as a product
-/// and a sum, where the per-item matmul call would dominate.
-const DOT_BY_MATMUL_FROM: usize = 64;
 
 /// A tensor with one distinct label per dim.
 struct Term {
@@ -215,14 +209,14 @@ fn contract_pair(expr: &Expr, a: Term, b: Term, keep: &[Label]) -> Result<Term> 
     let k = product(&a, &dims_of(&a, &contracted));
     let n = product(&b, &dims_of(&b, &right));
 
-    if left.is_empty() && right.is_empty() && k < DOT_BY_MATMUL_FROM {
-        // Batched dot products: multiply, then sum the contracted group.
+    if left.is_empty() && right.is_empty() {
+        // Batched dot products over the contracted group.
         let mut shape = batch_shape.clone();
         shape.push(k);
         let x = a.tensor.permute(a_order)?.reshape(shape.clone())?;
         let y = b.tensor.permute(b_order)?.reshape(shape)?;
         return Ok(Term {
-            tensor: x.mul(&y)?.sum(-1, false)?,
+            tensor: x.vecdot(&y)?,
             labels: out_labels,
         });
     }

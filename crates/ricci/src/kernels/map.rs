@@ -8,7 +8,7 @@
 use rayon::prelude::*;
 
 use super::par::{rows_per_task, threads, PAR_CHUNK, PAR_MIN_ELEMS};
-use super::simd::dispatch;
+use super::simd::{dispatch_kernel, Kernel};
 use super::strided::Plan;
 use crate::tensor::Layout;
 
@@ -35,31 +35,13 @@ pub fn binary<T: Copy + Send + Sync, U: Copy + Send + Sync>(
     let [sa, sb] = plan.inner_strides();
     let rows = plan.rows();
     let row = |o: &mut [U], ba: isize, bb: isize| {
-        dispatch(|| {
-            let (ba, bb) = (ba as usize, bb as usize);
-            match (sa, sb) {
-                (1, 1) => {
-                    let (x, y) = (&a[ba..ba + o.len()], &b[bb..bb + o.len()]);
-                    o.iter_mut()
-                        .zip(x.iter().zip(y))
-                        .for_each(|(o, (&x, &y))| *o = f(x, y));
-                }
-                (1, 0) => {
-                    let (x, y) = (&a[ba..ba + o.len()], b[bb]);
-                    o.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x, y));
-                }
-                (0, 1) => {
-                    let (x, y) = (a[ba], &b[bb..bb + o.len()]);
-                    o.iter_mut().zip(y).for_each(|(o, &y)| *o = f(x, y));
-                }
-                _ => {
-                    for (i, o) in o.iter_mut().enumerate() {
-                        let x = a[(ba as isize + i as isize * sa) as usize];
-                        let y = b[(bb as isize + i as isize * sb) as usize];
-                        *o = f(x, y);
-                    }
-                }
-            }
+        dispatch_kernel(BinaryRow {
+            o,
+            a,
+            b,
+            at: (ba as usize, sa),
+            bt: (bb as usize, sb),
+            f: &f,
         })
     };
     if rows == 1 {
@@ -90,6 +72,51 @@ pub fn binary<T: Copy + Send + Sync, U: Copy + Send + Sync>(
             .for_each(|(t, c)| run(t * rpt, c));
     } else {
         run(0, out);
+    }
+}
+
+/// One output row of [`binary`]: `o[i] = f(a[at.0 + i at.1], b[bt.0 + i bt.1])`
+/// (start, stride), with the unit- and zero-stride cases as plain slice
+/// loops so that they vectorise.
+struct BinaryRow<'a, T, U, F> {
+    o: &'a mut [U],
+    a: &'a [T],
+    b: &'a [T],
+    at: (usize, isize),
+    bt: (usize, isize),
+    f: &'a F,
+}
+
+impl<T: Copy, U, F: Fn(T, T) -> U> Kernel for BinaryRow<'_, T, U, F> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let BinaryRow { o, a, b, at, bt, f } = self;
+        let n = o.len();
+        let ((ba, sa), (bb, sb)) = (at, bt);
+        match (sa, sb) {
+            (1, 1) => {
+                let (x, y) = (&a[ba..ba + n], &b[bb..bb + n]);
+                o.iter_mut()
+                    .zip(x.iter().zip(y))
+                    .for_each(|(o, (&x, &y))| *o = f(x, y));
+            }
+            (1, 0) => {
+                let (x, y) = (&a[ba..ba + n], b[bb]);
+                o.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x, y));
+            }
+            (0, 1) => {
+                let (x, y) = (a[ba], &b[bb..bb + n]);
+                o.iter_mut().zip(y).for_each(|(o, &y)| *o = f(x, y));
+            }
+            _ => {
+                for (i, o) in o.iter_mut().enumerate() {
+                    let x = a[(ba as isize + i as isize * sa) as usize];
+                    let y = b[(bb as isize + i as isize * sb) as usize];
+                    *o = f(x, y);
+                }
+            }
+        }
     }
 }
 

@@ -10,8 +10,56 @@ use rayon::prelude::*;
 
 use super::par::{rows_per_task, threads, PAR_MIN_ELEMS};
 use super::reduce::sum_slice;
-use super::simd::dispatch;
+use super::simd::{dispatch_kernel, Kernel};
 use crate::tensor::Element;
+
+/// One row of [`layer_norm_rows`].
+struct LayerNormRow<'a, T> {
+    x: &'a [T],
+    y: &'a mut [T],
+    weight: Option<&'a [T]>,
+    bias: Option<&'a [T]>,
+    eps: T,
+    inv_n: T,
+}
+
+impl<T: Element> Kernel for LayerNormRow<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let LayerNormRow {
+            x,
+            y,
+            weight,
+            bias,
+            eps,
+            inv_n,
+        } = self;
+        let mean = sum_slice(x) * inv_n;
+        // y holds the centred row; its sum of squares is the variance
+        // (8 lanes, so the sum vectorises).
+        y.iter_mut().zip(x).for_each(|(y, &x)| *y = x - mean);
+        let mut lanes = [T::ZERO; 8];
+        let mut it = y.chunks_exact(8);
+        for c in &mut it {
+            for k in 0..8 {
+                lanes[k] += c[k] * c[k];
+            }
+        }
+        let tail = it.remainder().iter().fold(T::ZERO, |acc, &d| acc + d * d);
+        let var = (lanes.iter().fold(T::ZERO, |acc, &l| acc + l) + tail) * inv_n;
+        let rstd = T::ONE / (var + eps).sqrt();
+        match (weight, bias) {
+            (Some(w), Some(b)) => y
+                .iter_mut()
+                .zip(w.iter().zip(b))
+                .for_each(|(y, (&w, &b))| *y = *y * rstd * w + b),
+            (Some(w), None) => y.iter_mut().zip(w).for_each(|(y, &w)| *y = *y * rstd * w),
+            (None, Some(b)) => y.iter_mut().zip(b).for_each(|(y, &b)| *y = *y * rstd + b),
+            (None, None) => y.iter_mut().for_each(|y| *y *= rstd),
+        }
+    }
+}
 
 /// Normalises each length-`n` row of `src` into `out`, then scales by
 /// `weight` and shifts by `bias` when given (each of length `n`).
@@ -33,21 +81,13 @@ pub fn layer_norm_rows<T: Element>(
     let eps = T::from_f64(eps);
     let inv_n = T::from_f64(1.0 / n as f64);
     let row = |x: &[T], y: &mut [T]| {
-        dispatch(|| {
-            let mean = sum_slice(x) * inv_n;
-            // y holds the centred row; its sum of squares is the variance.
-            y.iter_mut().zip(x).for_each(|(y, &x)| *y = x - mean);
-            let var = y.iter().fold(T::ZERO, |acc, &d| acc + d * d) * inv_n;
-            let rstd = T::ONE / (var + eps).sqrt();
-            match (weight, bias) {
-                (Some(w), Some(b)) => y
-                    .iter_mut()
-                    .zip(w.iter().zip(b))
-                    .for_each(|(y, (&w, &b))| *y = *y * rstd * w + b),
-                (Some(w), None) => y.iter_mut().zip(w).for_each(|(y, &w)| *y = *y * rstd * w),
-                (None, Some(b)) => y.iter_mut().zip(b).for_each(|(y, &b)| *y = *y * rstd + b),
-                (None, None) => y.iter_mut().for_each(|y| *y *= rstd),
-            }
+        dispatch_kernel(LayerNormRow {
+            x,
+            y,
+            weight,
+            bias,
+            eps,
+            inv_n,
         })
     };
     if src.len() >= PAR_MIN_ELEMS && threads() > 1 {

@@ -6,7 +6,7 @@
 use rayon::prelude::*;
 
 use super::par::{threads, PAR_MIN_ELEMS};
-use super::simd::dispatch;
+use super::simd::{dispatch, dispatch_kernel, Kernel};
 use crate::tensor::Element;
 
 /// Which reduction to run.
@@ -29,6 +29,7 @@ pub enum ArgReduce {
 /// Sum of a contiguous slice: 8 independent lanes per block of 512 (the
 /// compiler vectorises them), blocks accumulated in f64 so that summing
 /// millions of f32 keeps about f32 precision.
+#[inline(always)]
 pub fn sum_slice<T: Element>(s: &[T]) -> T {
     let mut total = 0.0f64;
     for block in s.chunks(512) {
@@ -51,6 +52,7 @@ pub fn sum_slice<T: Element>(s: &[T]) -> T {
     T::from_f64(total)
 }
 
+#[inline(always)]
 fn max_slice<T: Element>(s: &[T]) -> T {
     let mut lanes = [T::NEG_INFINITY; 8];
     let mut nan = false;
@@ -74,6 +76,7 @@ fn max_slice<T: Element>(s: &[T]) -> T {
     }
 }
 
+#[inline(always)]
 fn min_slice<T: Element>(s: &[T]) -> T {
     let mut lanes = [T::INFINITY; 8];
     let mut nan = false;
@@ -96,6 +99,7 @@ fn min_slice<T: Element>(s: &[T]) -> T {
     }
 }
 
+#[inline(always)]
 fn logsumexp_slice<T: Element>(s: &[T]) -> T {
     let m = max_slice(s);
     if m.is_nan() || m == T::NEG_INFINITY || m == T::INFINITY {
@@ -110,13 +114,93 @@ fn logsumexp_slice<T: Element>(s: &[T]) -> T {
     m + T::from_f64(acc).ln()
 }
 
+/// One contiguous slice reduced by `op` (a [`Kernel`], so the slice loops
+/// are compiled for AVX2).
+struct ReduceSlice<'a, T> {
+    s: &'a [T],
+    op: Reduce,
+}
+
+impl<T: Element> Kernel for ReduceSlice<'_, T> {
+    type Output = T;
+    #[inline(always)]
+    fn run(self) -> T {
+        let s = self.s;
+        match self.op {
+            Reduce::Sum => sum_slice(s),
+            Reduce::Max => max_slice(s),
+            Reduce::Min => min_slice(s),
+            Reduce::LogSumExp => logsumexp_slice(s),
+        }
+    }
+}
+
 fn reduce_slice<T: Element>(s: &[T], op: Reduce) -> T {
-    dispatch(|| match op {
-        Reduce::Sum => sum_slice(s),
-        Reduce::Max => max_slice(s),
-        Reduce::Min => min_slice(s),
-        Reduce::LogSumExp => logsumexp_slice(s),
-    })
+    dispatch_kernel(ReduceSlice { s, op })
+}
+
+/// `out[i] = Σ_j a[i k + j] b[i k + j]`: dot products of the `out.len()`
+/// rows of length `k` of two contiguous buffers, in one pass that stores no
+/// product. Rows run in parallel; one long row is split into parts.
+pub fn dot_rows<T: Element>(a: &[T], b: &[T], k: usize, out: &mut [T]) {
+    debug_assert_eq!(a.len(), out.len() * k);
+    debug_assert_eq!(b.len(), a.len());
+    if k == 0 {
+        out.fill(T::ZERO);
+        return;
+    }
+    let par = a.len() >= PAR_MIN_ELEMS && threads() > 1;
+    let dot = |x: &[T], y: &[T]| dispatch_kernel(DotSlice { x, y });
+    if par && out.len() == 1 {
+        let total: f64 = a
+            .par_chunks(64 * 1024)
+            .zip(b.par_chunks(64 * 1024))
+            .map(|(x, y)| dot(x, y).to_f64())
+            .sum();
+        out[0] = T::from_f64(total);
+    } else if par {
+        out.par_iter_mut()
+            .zip(a.par_chunks(k).zip(b.par_chunks(k)))
+            .for_each(|(o, (x, y))| *o = dot(x, y));
+    } else {
+        out.iter_mut()
+            .zip(a.chunks(k).zip(b.chunks(k)))
+            .for_each(|(o, (x, y))| *o = dot(x, y));
+    }
+}
+
+/// `Σ x[j] y[j]` of two equally long slices: 32 independent lanes (four
+/// AVX2 registers of f32) per block of 1024, blocks accumulated in f64 as
+/// in [`sum_slice`].
+struct DotSlice<'a, T> {
+    x: &'a [T],
+    y: &'a [T],
+}
+
+impl<T: Element> Kernel for DotSlice<'_, T> {
+    type Output = T;
+    #[inline(always)]
+    fn run(self) -> T {
+        let mut total = 0.0f64;
+        for (bx, by) in self.x.chunks(1024).zip(self.y.chunks(1024)) {
+            let mut lanes = [T::ZERO; 32];
+            let (mut ix, mut iy) = (bx.chunks_exact(32), by.chunks_exact(32));
+            for (cx, cy) in (&mut ix).zip(&mut iy) {
+                for j in 0..32 {
+                    lanes[j] += cx[j] * cy[j];
+                }
+            }
+            let mut acc = T::ZERO;
+            for (&p, &q) in ix.remainder().iter().zip(iy.remainder()) {
+                acc += p * q;
+            }
+            for l in lanes {
+                acc += l;
+            }
+            total += acc.to_f64();
+        }
+        T::from_f64(total)
+    }
 }
 
 /// Reduces `src` seen as `[a, r, b]` over `r` into `out` (`a * b` elements).
@@ -259,22 +343,7 @@ pub fn arg_reduce<T: Element>(
 /// pass is a separate loop (max, exp, sum, scale) so every one vectorises;
 /// a fused loop with a running sum would serialise on the adds.
 pub fn softmax_rows<T: Element>(src: &[T], r: usize, log: bool, out: &mut [T]) {
-    let row = |(s, o): (&[T], &mut [T])| {
-        dispatch(|| {
-            let m = max_slice(s);
-            o.iter_mut().zip(s).for_each(|(o, &x)| *o = (x - m).exp());
-            let total = sum_slice(o);
-            if log {
-                // (x - m) - ln(sum), not x - (m + ln(sum)): for logits near 1e4
-                // the sum m + ln(sum) would round away the small part in f32.
-                let l = total.ln();
-                o.iter_mut().zip(s).for_each(|(o, &x)| *o = (x - m) - l);
-            } else {
-                let inv = T::ONE / total;
-                o.iter_mut().for_each(|o| *o *= inv);
-            }
-        })
-    };
+    let row = |(s, o): (&[T], &mut [T])| dispatch_kernel(SoftmaxRow { s, o, log });
     if r == 0 {
         return;
     }
@@ -282,6 +351,33 @@ pub fn softmax_rows<T: Element>(src: &[T], r: usize, log: bool, out: &mut [T]) {
         src.par_chunks(r).zip(out.par_chunks_mut(r)).for_each(row);
     } else {
         src.chunks(r).zip(out.chunks_mut(r)).for_each(row);
+    }
+}
+
+/// One row of [`softmax_rows`].
+struct SoftmaxRow<'a, T> {
+    s: &'a [T],
+    o: &'a mut [T],
+    log: bool,
+}
+
+impl<T: Element> Kernel for SoftmaxRow<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let SoftmaxRow { s, o, log } = self;
+        let m = max_slice(s);
+        o.iter_mut().zip(s).for_each(|(o, &x)| *o = (x - m).exp());
+        let total = sum_slice(o);
+        if log {
+            // (x - m) - ln(sum), not x - (m + ln(sum)): for logits near 1e4
+            // the sum m + ln(sum) would round away the small part in f32.
+            let l = total.ln();
+            o.iter_mut().zip(s).for_each(|(o, &x)| *o = (x - m) - l);
+        } else {
+            let inv = T::ONE / total;
+            o.iter_mut().for_each(|o| *o *= inv);
+        }
     }
 }
 
@@ -295,7 +391,7 @@ pub fn softmax<T: Element>(src: &[T], a: usize, r: usize, b: usize, log: bool, o
     if b == 1 {
         return softmax_rows(src, r, log, out);
     }
-    let plane = |(s, o): (&[T], &mut [T])| dispatch(|| softmax_plane(s, o, b, log));
+    let plane = |(s, o): (&[T], &mut [T])| dispatch_kernel(SoftmaxPlane { s, o, b, log });
     if r == 0 {
         return;
     }
@@ -318,7 +414,11 @@ pub fn softmax<T: Element>(src: &[T], a: usize, r: usize, b: usize, log: bool, o
                 })
                 .collect();
             let src_rows: Vec<&[T]> = (0..r).map(|k| &src[k * b + c0..k * b + c1]).collect();
-            dispatch(|| softmax_columns(&src_rows, rows, log));
+            dispatch_kernel(SoftmaxColumns {
+                src: &src_rows,
+                out: rows,
+                log,
+            });
         });
     } else {
         src.chunks(r * b).zip(out.chunks_mut(r * b)).for_each(plane);
@@ -326,15 +426,42 @@ pub fn softmax<T: Element>(src: &[T], a: usize, r: usize, b: usize, log: bool, o
 }
 
 /// Softmax over the rows of one `[r, b]` plane, column by column.
-fn softmax_plane<T: Element>(s: &[T], o: &mut [T], b: usize, log: bool) {
-    let src_rows: Vec<&[T]> = s.chunks_exact(b).collect();
-    let out_rows: Vec<&mut [T]> = o.chunks_exact_mut(b).collect();
-    softmax_columns(&src_rows, out_rows, log);
+struct SoftmaxPlane<'a, T> {
+    s: &'a [T],
+    o: &'a mut [T],
+    b: usize,
+    log: bool,
+}
+
+impl<T: Element> Kernel for SoftmaxPlane<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let src_rows: Vec<&[T]> = self.s.chunks_exact(self.b).collect();
+        let out_rows: Vec<&mut [T]> = self.o.chunks_exact_mut(self.b).collect();
+        softmax_columns(&src_rows, out_rows, self.log);
+    }
+}
+
+/// [`softmax_columns`] as a [`Kernel`].
+struct SoftmaxColumns<'a, 'b, T> {
+    src: &'a [&'b [T]],
+    out: Vec<&'b mut [T]>,
+    log: bool,
+}
+
+impl<T: Element> Kernel for SoftmaxColumns<'_, '_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        softmax_columns(self.src, self.out, self.log);
+    }
 }
 
 /// Softmax down the columns of equally long rows: column `j` is
 /// `rows[0][j], rows[1][j], ...`. Every pass runs along whole rows, so it
 /// vectorises across columns.
+#[inline(always)]
 fn softmax_columns<T: Element>(src: &[&[T]], mut out: Vec<&mut [T]>, log: bool) {
     let Some(first) = src.first() else { return };
     let w = first.len();

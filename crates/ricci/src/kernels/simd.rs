@@ -25,6 +25,36 @@ unsafe fn with_avx2_fma<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// A loop for [`dispatch_kernel`]. Implementations mark `run`
+/// `#[inline(always)]`, so its body is compiled inside the AVX2 + FMA
+/// function. [`dispatch`] only gets there when LLVM chooses to inline the
+/// closure, which it declines for large bodies: the binary-op and softmax
+/// row closures were compiled as separate SSE2 functions (4 lanes, no
+/// ymm register in their code).
+pub trait Kernel {
+    type Output;
+    fn run(self) -> Self::Output;
+}
+
+/// Runs `k` compiled for AVX2 + FMA when the CPU supports them.
+#[inline(always)]
+pub fn dispatch_kernel<K: Kernel>(k: K) -> K::Output {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if has_avx2_fma() {
+            // SAFETY: the CPU supports the features this function enables.
+            return unsafe { kernel_avx2_fma(k) };
+        }
+    }
+    k.run()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn kernel_avx2_fma<K: Kernel>(k: K) -> K::Output {
+    k.run()
+}
+
 #[cfg(target_arch = "x86_64")]
 fn has_avx2_fma() -> bool {
     use std::sync::atomic::{AtomicU8, Ordering};

@@ -9,7 +9,7 @@
 use rayon::prelude::*;
 
 use super::par::{rows_per_task, threads, PAR_MIN_ELEMS};
-use super::simd::dispatch;
+use super::simd::{dispatch, dispatch_kernel, Kernel};
 use crate::tensor::Layout;
 
 /// K operands over one merged shape (at least one dimension).
@@ -108,6 +108,37 @@ impl<const K: usize> Plan<K> {
     }
 }
 
+/// One row of [`map_unary`]'s strided path: `o[i] = f(src[start + i stride])`.
+struct MapRow<'a, T, U, F> {
+    o: &'a mut [U],
+    src: &'a [T],
+    start: isize,
+    stride: isize,
+    f: &'a F,
+}
+
+impl<T: Copy, U, F: Fn(T) -> U> Kernel for MapRow<'_, T, U, F> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let MapRow {
+            o,
+            src,
+            start,
+            stride,
+            f,
+        } = self;
+        if stride == 1 {
+            let sl = &src[start as usize..start as usize + o.len()];
+            o.iter_mut().zip(sl).for_each(|(o, &x)| *o = f(x));
+        } else {
+            for (i, o) in o.iter_mut().enumerate() {
+                *o = f(src[(start + i as isize * stride) as usize]);
+            }
+        }
+    }
+}
+
 /// `out[i] = f(src[layout(i)])` for every logical index `i` (row-major).
 ///
 /// Contiguous input is one flat loop. A permuted input whose unit-stride
@@ -147,17 +178,14 @@ pub fn map_unary<T: Copy + Send + Sync, U: Copy + Send + Sync>(
     let rows = plan.rows();
     let run = |r0: usize, chunk: &mut [U]| {
         let r1 = r0 + chunk.len() / inner;
-        dispatch(|| {
-            plan.for_rows(r0, r1, |r, [b]| {
-                let o = &mut chunk[(r - r0) * inner..(r - r0 + 1) * inner];
-                if s == 1 {
-                    let sl = &src[b as usize..b as usize + inner];
-                    o.iter_mut().zip(sl).for_each(|(o, &x)| *o = f(x));
-                } else {
-                    for (i, o) in o.iter_mut().enumerate() {
-                        *o = f(src[(b + i as isize * s) as usize]);
-                    }
-                }
+        plan.for_rows(r0, r1, |r, [b]| {
+            let o = &mut chunk[(r - r0) * inner..(r - r0 + 1) * inner];
+            dispatch_kernel(MapRow {
+                o,
+                src,
+                start: b,
+                stride: s,
+                f: &f,
             })
         });
     };

@@ -172,6 +172,54 @@ impl Tensor {
         }))
     }
 
+    /// Dot products along the last dim, `Σ_k self[..., k] other[..., k]`,
+    /// as numpy's `vecdot` and `torch.linalg.vecdot` (real): the last dims
+    /// must match, the leading dims broadcast, the result drops the last
+    /// dim. Equal shapes run as one fused pass that stores no product.
+    ///
+    /// ```
+    /// # use ricci::Tensor;
+    /// let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])?;
+    /// let y = Tensor::from_vec(vec![1.0f32, 0.0, 1.0, 0.0, 1.0, 0.0], &[2, 3])?;
+    /// assert_eq!(x.vecdot(&y)?.to_vec::<f32>()?, vec![4.0, 5.0]);
+    /// # Ok::<(), ricci::Error>(())
+    /// ```
+    pub fn vecdot(&self, other: &Tensor) -> Result<Tensor> {
+        let name = "vecdot";
+        self.same_dtype(name, other)?;
+        let (ra, rb) = (self.rank(), other.rank());
+        if ra == 0 || rb == 0 || self.shape()[ra - 1] != other.shape()[rb - 1] {
+            return Err(Error::shape(name, self.shape(), other.shape()));
+        }
+        if self.shape() != other.shape() {
+            return self.mul(other)?.sum(-1, false);
+        }
+        let k = self.shape()[ra - 1];
+        let out_shape = self.shape()[..ra - 1].to_vec();
+        let rows: usize = out_shape.iter().product();
+        let (a, b) = (self.contiguous_data(), other.contiguous_data());
+        let out = super::binary::with_two(&a, &b, |sa, sb| {
+            with_dtype!(sa, T, xa => {
+                let xb = sb.as_slice::<T>().expect("dtypes checked");
+                let (oa, ob) = (a.layout().offset(), b.layout().offset());
+                let mut out = alloc_uninit::<T>(rows);
+                k::dot_rows(&xa[oa..oa + rows * k], &xb[ob..ob + rows * k], k, &mut out);
+                Tensor::from_typed(out, &out_shape)
+            })
+        });
+        Ok(record(name, out, &[self, other], |inp, g, needs| {
+            let g = g.unsqueeze(-1)?;
+            let grad = |i: usize, j: usize| -> Result<Option<Tensor>> {
+                Ok(if needs[i] {
+                    Some(g.mul(&inp[j])?)
+                } else {
+                    None
+                })
+            };
+            Ok(vec![grad(0, 1)?, grad(1, 0)?])
+        }))
+    }
+
     /// Sum over `dims`.
     ///
     /// ```
