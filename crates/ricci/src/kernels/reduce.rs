@@ -6,7 +6,7 @@
 use rayon::prelude::*;
 
 use super::par::{threads, PAR_MIN_ELEMS};
-use super::simd::{dispatch, dispatch_kernel, Kernel};
+use super::simd::{dispatch_kernel, Kernel};
 use crate::tensor::Element;
 
 /// Which reduction to run.
@@ -248,40 +248,10 @@ pub fn reduce<T: Element>(src: &[T], a: usize, r: usize, b: usize, op: Reduce, o
     }
     // b > 1: out[i, :] = fold over k of src[i, k, :].
     let plane = |i: usize, o: &mut [T]| {
-        dispatch(|| {
-            let base = &src[i * r * b..(i + 1) * r * b];
-            match op {
-                Reduce::Sum => {
-                    o.fill(T::ZERO);
-                    for row in base.chunks_exact(b) {
-                        o.iter_mut().zip(row).for_each(|(o, &x)| *o += x);
-                    }
-                }
-                Reduce::Max | Reduce::Min | Reduce::LogSumExp => {
-                    let is_min = op == Reduce::Min;
-                    o.fill(if is_min { T::INFINITY } else { T::NEG_INFINITY });
-                    for row in base.chunks_exact(b) {
-                        o.iter_mut().zip(row).for_each(|(o, &x)| {
-                            *o = if is_min { o.min_nan(x) } else { o.max_nan(x) }
-                        });
-                    }
-                    if op == Reduce::LogSumExp {
-                        let mut acc = vec![T::ZERO; b];
-                        for row in base.chunks_exact(b) {
-                            for ((s, &x), &m) in acc.iter_mut().zip(row).zip(o.iter()) {
-                                if m > T::NEG_INFINITY && m < T::INFINITY {
-                                    *s += (x - m).exp();
-                                }
-                            }
-                        }
-                        for (o, s) in o.iter_mut().zip(acc) {
-                            if *o > T::NEG_INFINITY && *o < T::INFINITY {
-                                *o += s.ln();
-                            }
-                        }
-                    }
-                }
-            }
+        dispatch_kernel(ReducePlane {
+            base: &src[i * r * b..(i + 1) * r * b],
+            o,
+            op,
         })
     };
     if par && a > 1 {
@@ -293,18 +263,81 @@ pub fn reduce<T: Element>(src: &[T], a: usize, r: usize, b: usize, op: Reduce, o
         let cols = b.div_ceil(threads());
         out.par_chunks_mut(cols).enumerate().for_each(|(t, o)| {
             let c0 = t * cols;
-            o.fill(T::ZERO);
-            let w = o.len();
-            dispatch(|| {
-                for row in src.chunks_exact(b) {
-                    o.iter_mut()
-                        .zip(&row[c0..c0 + w])
-                        .for_each(|(o, &x)| *o += x);
-                }
-            });
+            dispatch_kernel(ColumnSums { src, b, c0, o });
         });
     } else {
         out.chunks_mut(b).enumerate().for_each(|(i, o)| plane(i, o));
+    }
+}
+
+/// One `[r, b]` plane of [`reduce`] folded over its rows into `o` (`b` long).
+struct ReducePlane<'a, T> {
+    base: &'a [T],
+    o: &'a mut [T],
+    op: Reduce,
+}
+
+impl<T: Element> Kernel for ReducePlane<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let ReducePlane { base, o, op } = self;
+        let b = o.len();
+        match op {
+            Reduce::Sum => {
+                o.fill(T::ZERO);
+                for row in base.chunks_exact(b) {
+                    o.iter_mut().zip(row).for_each(|(o, &x)| *o += x);
+                }
+            }
+            Reduce::Max | Reduce::Min | Reduce::LogSumExp => {
+                let is_min = op == Reduce::Min;
+                o.fill(if is_min { T::INFINITY } else { T::NEG_INFINITY });
+                for row in base.chunks_exact(b) {
+                    o.iter_mut()
+                        .zip(row)
+                        .for_each(|(o, &x)| *o = if is_min { o.min_nan(x) } else { o.max_nan(x) });
+                }
+                if op == Reduce::LogSumExp {
+                    let mut acc = vec![T::ZERO; b];
+                    for row in base.chunks_exact(b) {
+                        for ((s, &x), &m) in acc.iter_mut().zip(row).zip(o.iter()) {
+                            if m > T::NEG_INFINITY && m < T::INFINITY {
+                                *s += (x - m).exp();
+                            }
+                        }
+                    }
+                    for (o, s) in o.iter_mut().zip(acc) {
+                        if *o > T::NEG_INFINITY && *o < T::INFINITY {
+                            *o += s.ln();
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Columns `c0..c0 + o.len()` of the rows (length `b`) of `src`, summed into `o`.
+struct ColumnSums<'a, T> {
+    src: &'a [T],
+    b: usize,
+    c0: usize,
+    o: &'a mut [T],
+}
+
+impl<T: Element> Kernel for ColumnSums<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let ColumnSums { src, b, c0, o } = self;
+        let w = o.len();
+        o.fill(T::ZERO);
+        for row in src.chunks_exact(b) {
+            o.iter_mut()
+                .zip(&row[c0..c0 + w])
+                .for_each(|(o, &x)| *o += x);
+        }
     }
 }
 

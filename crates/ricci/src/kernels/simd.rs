@@ -1,36 +1,17 @@
 //! Runtime SIMD dispatch and vectorisable math.
 //!
 //! The build targets baseline x86-64 (SSE2) so the binary runs anywhere.
-//! [`dispatch`] runs a loop inside a function compiled with AVX2 + FMA when
-//! the CPU has them: the loop's closure is inlined there and LLVM
-//! vectorises it 8 lanes wide. The math below is branch-free so that it
-//! vectorises at all (`f32::exp` from libm does not).
-
-/// Runs `f` compiled for AVX2 + FMA when the CPU supports them.
-#[inline(always)]
-pub fn dispatch<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if has_avx2_fma() {
-            // SAFETY: the CPU supports the features this function enables.
-            return unsafe { with_avx2_fma(f) };
-        }
-    }
-    f()
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn with_avx2_fma<R>(f: impl FnOnce() -> R) -> R {
-    f()
-}
+//! [`dispatch_kernel`] runs a [`Kernel`] inside a function compiled with
+//! AVX2 + FMA when the CPU has them, where LLVM vectorises its loops 8
+//! lanes wide. The math below is branch-free so that it vectorises at all
+//! (`f32::exp` from libm does not).
 
 /// A loop for [`dispatch_kernel`]. Implementations mark `run`
-/// `#[inline(always)]`, so its body is compiled inside the AVX2 + FMA
-/// function. [`dispatch`] only gets there when LLVM chooses to inline the
-/// closure, which it declines for large bodies: the binary-op and softmax
-/// row closures were compiled as separate SSE2 functions (4 lanes, no
-/// ymm register in their code).
+/// `#[inline(always)]`, so its body is always compiled inside the AVX2 +
+/// FMA function. (A closure handed to such a function is compiled there
+/// only if LLVM chooses to inline it, which it declined for larger bodies:
+/// the binary-op and softmax row closures used to run as SSE2 code, with no
+/// ymm register in them.)
 pub trait Kernel {
     type Output;
     fn run(self) -> Self::Output;

@@ -9,7 +9,7 @@
 use rayon::prelude::*;
 
 use super::par::{rows_per_task, threads, PAR_MIN_ELEMS};
-use super::simd::{dispatch, dispatch_kernel, Kernel};
+use super::simd::{dispatch_kernel, Kernel};
 use crate::tensor::Layout;
 
 /// K operands over one merged shape (at least one dimension).
@@ -108,13 +108,26 @@ impl<const K: usize> Plan<K> {
     }
 }
 
-/// One row of [`map_unary`]'s strided path: `o[i] = f(src[start + i stride])`.
+/// One row of [`map_unary`]: `o[i] = f(src[start + i stride])`.
 struct MapRow<'a, T, U, F> {
     o: &'a mut [U],
     src: &'a [T],
     start: isize,
     stride: isize,
     f: &'a F,
+}
+
+impl<'a, T, U, F> MapRow<'a, T, U, F> {
+    /// `o[i] = f(src[i])`.
+    fn contiguous(o: &'a mut [U], src: &'a [T], f: &'a F) -> Self {
+        MapRow {
+            o,
+            src,
+            start: 0,
+            stride: 1,
+            f,
+        }
+    }
 }
 
 impl<T: Copy, U, F: Fn(T) -> U> Kernel for MapRow<'_, T, U, F> {
@@ -162,9 +175,9 @@ pub fn map_unary<T: Copy + Send + Sync, U: Copy + Send + Sync>(
         if par {
             out.par_chunks_mut(super::par::PAR_CHUNK)
                 .zip(src.par_chunks(super::par::PAR_CHUNK))
-                .for_each(|(o, s)| dispatch(|| o.iter_mut().zip(s).for_each(|(o, &x)| *o = f(x))));
+                .for_each(|(o, s)| dispatch_kernel(MapRow::contiguous(o, s, &f)));
         } else {
-            dispatch(|| out.iter_mut().zip(src).for_each(|(o, &x)| *o = f(x)));
+            dispatch_kernel(MapRow::contiguous(out, src, &f));
         }
         return;
     }
