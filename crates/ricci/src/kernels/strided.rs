@@ -285,17 +285,15 @@ impl TilePlan {
             let mut j0 = 0;
             while j0 < l {
                 let j1 = (j0 + TILE).min(l);
-                for i in p0..p1 {
-                    let ibase = ib + i as isize; // stride of p is 1
-                    let obase = ob + i as isize * op;
-                    for j in j0..j1 {
-                        let v = f(src[(ibase + j as isize * sl) as usize]);
-                        // SAFETY: each (block, p-tile) task writes a disjoint
-                        // set of output positions (distinct block index or p
-                        // range), all inside `out` by construction of ostr.
-                        unsafe { *out_ptr.get().offset(obase + j as isize) = v };
-                    }
-                }
+                dispatch_kernel(Tile {
+                    src,
+                    out: out_ptr,
+                    rows: (p0, p1),
+                    cols: (j0, j1),
+                    at: (ib, sl),
+                    to: (ob, op),
+                    f,
+                });
                 j0 = j1;
             }
         };
@@ -303,6 +301,45 @@ impl TilePlan {
             (0..tasks).into_par_iter().for_each(do_task);
         } else {
             (0..tasks).for_each(do_task);
+        }
+    }
+}
+
+/// One tile of [`TilePlan::run`]: for `i` in `rows` and `j` in `cols`,
+/// `out[to.0 + i to.1 + j] = f(src[at.0 + i + j at.1])`.
+struct Tile<'a, T, U, F> {
+    src: &'a [T],
+    out: SyncPtr<U>,
+    rows: (usize, usize),
+    cols: (usize, usize),
+    at: (isize, isize),
+    to: (isize, isize),
+    f: &'a F,
+}
+
+impl<T: Copy, U: Copy, F: Fn(T) -> U> Kernel for Tile<'_, T, U, F> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let Tile {
+            src,
+            out,
+            rows,
+            cols,
+            at,
+            to,
+            f,
+        } = self;
+        for i in rows.0..rows.1 {
+            let ibase = at.0 + i as isize; // stride of p is 1
+            let obase = to.0 + i as isize * to.1;
+            for j in cols.0..cols.1 {
+                let v = f(src[(ibase + j as isize * at.1) as usize]);
+                // SAFETY: each (block, p-tile) task of `TilePlan::run` writes
+                // a disjoint set of output positions (distinct block index or
+                // p range), all inside `out` by construction of its strides.
+                unsafe { *out.get().offset(obase + j as isize) = v };
+            }
         }
     }
 }
