@@ -26,11 +26,53 @@ pub enum ArgReduce {
     Min,
 }
 
+/// Slices at least this long are summed as four interleaved streams.
+const SUM_STREAMS_FROM: usize = 64 * 1024;
+
 /// Sum of a contiguous slice: 8 independent lanes per block of 512 (the
 /// compiler vectorises them), blocks accumulated in f64 so that summing
-/// millions of f32 keeps about f32 precision.
+/// millions of f32 keeps about f32 precision. A long slice is read as four
+/// streams, one per quarter, advanced together: one sequential stream read
+/// DRAM at 9-10 GB/s on this machine and four at 12-13 GB/s (probe, 64 MB).
 #[inline(always)]
 pub fn sum_slice<T: Element>(s: &[T]) -> T {
+    if s.len() < SUM_STREAMS_FROM {
+        return T::from_f64(sum_blocks(s));
+    }
+    let q = s.len() / 4 / 512 * 512;
+    let (a, rest) = s.split_at(q);
+    let (b, rest) = rest.split_at(q);
+    let (c, rest) = rest.split_at(q);
+    let (d, tail) = rest.split_at(q);
+    let mut total = sum_blocks(tail);
+    let blocks = a
+        .chunks_exact(512)
+        .zip(b.chunks_exact(512))
+        .zip(c.chunks_exact(512).zip(d.chunks_exact(512)));
+    for ((ba, bb), (bc, bd)) in blocks {
+        let mut lanes = [[T::ZERO; 8]; 4];
+        let rows = ba
+            .chunks_exact(8)
+            .zip(bb.chunks_exact(8))
+            .zip(bc.chunks_exact(8).zip(bd.chunks_exact(8)));
+        for ((xa, xb), (xc, xd)) in rows {
+            for k in 0..8 {
+                lanes[0][k] += xa[k];
+                lanes[1][k] += xb[k];
+                lanes[2][k] += xc[k];
+                lanes[3][k] += xd[k];
+            }
+        }
+        for stream in lanes {
+            total += stream.iter().fold(T::ZERO, |acc, &l| acc + l).to_f64();
+        }
+    }
+    T::from_f64(total)
+}
+
+/// [`sum_slice`]'s one-stream form, as an f64.
+#[inline(always)]
+fn sum_blocks<T: Element>(s: &[T]) -> f64 {
     let mut total = 0.0f64;
     for block in s.chunks(512) {
         let mut lanes = [T::ZERO; 8];
@@ -49,7 +91,7 @@ pub fn sum_slice<T: Element>(s: &[T]) -> T {
         }
         total += acc.to_f64();
     }
-    T::from_f64(total)
+    total
 }
 
 #[inline(always)]
