@@ -9,7 +9,7 @@
 use rayon::prelude::*;
 
 use super::par::{rows_per_task, threads, PAR_MIN_ELEMS};
-use super::reduce::sum_slice;
+use super::reduce::{dot_slice, sum_slice};
 use super::simd::{dispatch_kernel, Kernel};
 use crate::tensor::Element;
 
@@ -36,18 +36,9 @@ impl<T: Element> Kernel for LayerNormRow<'_, T> {
             inv_n,
         } = self;
         let mean = sum_slice(x) * inv_n;
-        // y holds the centred row; its sum of squares is the variance
-        // (8 lanes, so the sum vectorises).
+        // y holds the centred row; its sum of squares is the variance.
         y.iter_mut().zip(x).for_each(|(y, &x)| *y = x - mean);
-        let mut lanes = [T::ZERO; 8];
-        let mut it = y.chunks_exact(8);
-        for c in &mut it {
-            for k in 0..8 {
-                lanes[k] += c[k] * c[k];
-            }
-        }
-        let tail = it.remainder().iter().fold(T::ZERO, |acc, &d| acc + d * d);
-        let var = (lanes.iter().fold(T::ZERO, |acc, &l| acc + l) + tail) * inv_n;
+        let var = dot_slice(y, y) * inv_n;
         let rstd = T::ONE / (var + eps).sqrt();
         match (weight, bias) {
             (Some(w), Some(b)) => y

@@ -213,7 +213,31 @@ pub fn dot_rows<T: Element>(a: &[T], b: &[T], k: usize, out: &mut [T]) {
 
 /// `Σ x[j] y[j]` of two equally long slices: 32 independent lanes (four
 /// AVX2 registers of f32) per block of 1024, blocks accumulated in f64 as
-/// in [`sum_slice`].
+/// in [`sum_slice`]. Vectorised only inside a [`Kernel`].
+#[inline(always)]
+pub fn dot_slice<T: Element>(x: &[T], y: &[T]) -> T {
+    let mut total = 0.0f64;
+    for (bx, by) in x.chunks(1024).zip(y.chunks(1024)) {
+        let mut lanes = [T::ZERO; 32];
+        let (mut ix, mut iy) = (bx.chunks_exact(32), by.chunks_exact(32));
+        for (cx, cy) in (&mut ix).zip(&mut iy) {
+            for j in 0..32 {
+                lanes[j] += cx[j] * cy[j];
+            }
+        }
+        let mut acc = T::ZERO;
+        for (&p, &q) in ix.remainder().iter().zip(iy.remainder()) {
+            acc += p * q;
+        }
+        for l in lanes {
+            acc += l;
+        }
+        total += acc.to_f64();
+    }
+    T::from_f64(total)
+}
+
+/// [`dot_slice`] as a [`Kernel`].
 struct DotSlice<'a, T> {
     x: &'a [T],
     y: &'a [T],
@@ -223,25 +247,7 @@ impl<T: Element> Kernel for DotSlice<'_, T> {
     type Output = T;
     #[inline(always)]
     fn run(self) -> T {
-        let mut total = 0.0f64;
-        for (bx, by) in self.x.chunks(1024).zip(self.y.chunks(1024)) {
-            let mut lanes = [T::ZERO; 32];
-            let (mut ix, mut iy) = (bx.chunks_exact(32), by.chunks_exact(32));
-            for (cx, cy) in (&mut ix).zip(&mut iy) {
-                for j in 0..32 {
-                    lanes[j] += cx[j] * cy[j];
-                }
-            }
-            let mut acc = T::ZERO;
-            for (&p, &q) in ix.remainder().iter().zip(iy.remainder()) {
-                acc += p * q;
-            }
-            for l in lanes {
-                acc += l;
-            }
-            total += acc.to_f64();
-        }
-        T::from_f64(total)
+        dot_slice(self.x, self.y)
     }
 }
 

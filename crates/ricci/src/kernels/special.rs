@@ -70,8 +70,8 @@ fn erfc_continued_fraction(x: f64) -> f64 {
 
 /// A fast f32 erf: `x P(x^2) / Q(x^2)` with P, Q of degree 5, fitted for
 /// minimax relative error (1.9e-8) by `scripts/fixtures/erf_f32_fit.py`.
-/// In f32 arithmetic (fused multiply-adds) it is within 3.5e-7 absolute and 6 ulp of
-/// erf everywhere; being odd in x with `P(0) = 2/sqrt(pi)`, it keeps full
+/// With fused multiply-adds in f32 it is within 3.5e-7 absolute and 6 ulp
+/// of erf everywhere; being odd in x with `P(0) = 2/sqrt(pi)`, it keeps full
 /// relative accuracy near 0, where `1 - erfc` would cancel. One division
 /// and ten multiply-adds, no exp; branch-free (selects only), so the f32
 /// GELU loop vectorises. Beyond 3.92 erf rounds to 1 in f32; the result
