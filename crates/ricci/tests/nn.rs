@@ -6,8 +6,8 @@ use ricci::autograd::{gradcheck, GradcheckOptions};
 use ricci::data::CharText;
 use ricci::models::gpt::{Gpt, GptConfig};
 use ricci::nn::{
-    causal_attention, cross_entropy, Activation, CausalSelfAttention, Dropout, LayerNorm, Linear,
-    Mlp, Module, RmsNorm, Var,
+    attention_packed, causal_attention, cross_entropy, Activation, CausalSelfAttention, Dropout,
+    LayerNorm, Linear, Mlp, Module, RmsNorm, Var,
 };
 use ricci::{DType, Rng, Tensor};
 
@@ -69,6 +69,96 @@ fn causal_attention_gradients_to_second_order() {
         &second_order(),
     )
     .unwrap();
+}
+
+/// `attention_packed` spelled out: split the heads, `softmax(q kᵀ / sqrt(d)) v`
+/// (masked with -inf above the diagonal when causal), join the heads.
+fn attention_by_heads(qkv: &Tensor, h: usize, causal: bool) -> Tensor {
+    let (b, t, c) = (qkv.shape()[0], qkv.shape()[1], qkv.shape()[2] / 3);
+    let heads = qkv
+        .reshape([b, t, 3, h, c / h])
+        .unwrap()
+        .permute([2, 0, 3, 1, 4])
+        .unwrap();
+    let part = |i| heads.narrow(0, i, 1).unwrap().squeeze(0).unwrap();
+    let (q, k, v) = (part(0), part(1), part(2));
+    let y = if causal {
+        causal_attention(&q, &k, &v).unwrap()
+    } else {
+        let scale = 1.0 / ((c / h) as f64).sqrt();
+        let s = q.matmul(&k.transpose(-2, -1).unwrap()).unwrap();
+        s.mul_scalar(scale).softmax(-1).unwrap().matmul(&v).unwrap()
+    };
+    y.permute([0, 2, 1, 3]).unwrap().reshape([b, t, c]).unwrap()
+}
+
+fn max_rel_diff(a: &Tensor, b: &Tensor) -> f64 {
+    let (a, b) = (a.to_vec_f64(), b.to_vec_f64());
+    let scale = b.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-30);
+    a.iter()
+        .zip(&b)
+        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()))
+        / scale
+}
+
+#[test]
+fn packed_attention_equals_attention_by_heads_with_its_gradient() {
+    let mut rng = Rng::new(11);
+    // Lengths below, at and across the causal kernel's blocks of 32 rows.
+    for (b, t, h, d) in [(2, 37, 3, 4), (1, 1, 2, 3), (3, 32, 1, 8), (2, 70, 2, 5)] {
+        for dtype in [DType::F64, DType::F32] {
+            for causal in [true, false] {
+                let qkv = Tensor::randn(&[b, t, 3 * h * d], dtype, &mut rng)
+                    .mul_scalar(2.0)
+                    .set_requires_grad(true);
+                let seed = Tensor::randn(&[b, t, h * d], dtype, &mut rng);
+                let got = attention_packed(&qkv, h, causal).unwrap();
+                let want = attention_by_heads(&qkv, h, causal);
+                let tol = if dtype == DType::F64 { 1e-12 } else { 1e-5 };
+                let what = format!("b {b} t {t} h {h} d {d} {dtype:?} causal {causal}");
+                assert_eq!(got.shape(), want.shape());
+                let fwd = max_rel_diff(&got, &want);
+                assert!(fwd < tol, "forward {what}: {fwd}");
+                let g_got = got.backward_with_seed(&seed).unwrap();
+                let g_want = want.backward_with_seed(&seed).unwrap();
+                let (g_got, g_want) = (g_got.get(&qkv).unwrap(), g_want.get(&qkv).unwrap());
+                let bwd = max_rel_diff(g_got, g_want);
+                assert!(bwd < 10.0 * tol, "gradient {what}: {bwd}");
+            }
+        }
+    }
+}
+
+#[test]
+fn packed_attention_gradients_to_second_order() {
+    let mut rng = Rng::new(12);
+    for causal in [true, false] {
+        // 35 positions: two causal blocks, the second partly filled.
+        let qkv = randn(&[2, 35, 3 * 2 * 3], &mut rng);
+        gradcheck(
+            |x| attention_packed(&x[0], 2, causal),
+            &[qkv],
+            &second_order(),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn packed_attention_refuses_bad_shapes_naming_them() {
+    let bad = [
+        (Tensor::zeros(&[4, 12], DType::F32), 2),
+        (Tensor::zeros(&[1, 4, 12], DType::F32), 0),
+        (Tensor::zeros(&[1, 4, 12], DType::F32), 3),
+        (Tensor::zeros(&[1, 4, 10], DType::F32), 1),
+    ];
+    for (x, h) in bad {
+        let msg = attention_packed(&x, h, true).unwrap_err().to_string();
+        assert!(
+            msg.contains("attention_packed") && msg.contains(&format!("{:?}", x.shape())),
+            "{msg}"
+        );
+    }
 }
 
 #[test]

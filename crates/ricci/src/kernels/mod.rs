@@ -6,6 +6,7 @@
 //! output's contiguous dimension, and rayon parallelism above
 //! [`par::PAR_MIN_ELEMS`].
 
+pub mod attention;
 pub mod map;
 pub mod matmul;
 pub mod norm;

@@ -95,7 +95,7 @@ fn sum_blocks<T: Element>(s: &[T]) -> f64 {
 }
 
 #[inline(always)]
-fn max_slice<T: Element>(s: &[T]) -> T {
+pub(super) fn max_slice<T: Element>(s: &[T]) -> T {
     let mut lanes = [T::NEG_INFINITY; 8];
     let mut nan = false;
     let mut it = s.chunks_exact(8);

@@ -4,8 +4,10 @@
 //! projection.
 
 use super::{prefixed, Linear, Module, Var};
+use crate::autograd::{is_grad_enabled, record};
 use crate::error::{Error, Result};
-use crate::tensor::{with_type, DType, Element, Rng, Tensor};
+use crate::kernels::attention::{self as kernel, Packed};
+use crate::tensor::{alloc_uninit, with_type, DType, Element, Rng, Storage, Tensor};
 
 /// Scaled dot-product attention with a causal mask over `[.., T, D]`
 /// queries, keys and values: position `i` attends to positions `<= i`.
@@ -80,19 +82,7 @@ impl Module for CausalSelfAttention {
                 format!("expected input [batch, seq, {c}], got {:?}", x.shape()),
             ));
         }
-        let (b, t, h) = (x.shape()[0], x.shape()[1], self.n_head);
-        let d = c / h;
-        // [B, T, 3C] -> [3, B, H, T, D]: q, k, v are views, no copies.
-        let qkv = self
-            .qkv
-            .forward(x)?
-            .reshape([b, t, 3, h, d])?
-            .permute([2, 0, 3, 1, 4])?;
-        let q = qkv.narrow(0, 0, 1)?.squeeze(0)?;
-        let k = qkv.narrow(0, 1, 1)?.squeeze(0)?;
-        let v = qkv.narrow(0, 2, 1)?.squeeze(0)?;
-        let y = causal_attention(&q, &k, &v)?;
-        let y = y.permute([0, 2, 1, 3])?.reshape([b, t, c])?;
+        let y = attention_packed(&self.qkv.forward(x)?, self.n_head, true)?;
         self.proj.forward(&y)
     }
 
@@ -101,4 +91,125 @@ impl Module for CausalSelfAttention {
         p.extend(prefixed("proj", &self.proj));
         p
     }
+}
+
+/// Multi-head scaled dot-product attention on the packed output of a fused
+/// QKV projection, in one kernel (as FlashAttention's
+/// `flash_attn_qkvpacked_func`): `qkv` is `[batch, seq, 3 n_embd]`, each
+/// position's queries, keys and values side by side, each split into
+/// `n_head` heads of `n_embd / n_head`. Returns `[batch, seq, n_embd]`, the
+/// heads' outputs side by side, equal (to rounding) to splitting `qkv` into
+/// `[batch, n_head, seq, d]` queries, keys and values, applying
+/// `softmax(q kᵀ / sqrt(d)) v` (with the causal mask of
+/// [`causal_attention`] when `causal`) and joining the heads again.
+///
+/// Nothing of size `[seq, seq]` is built but the probabilities, which the
+/// backward pass reuses; causal attention skips the products above the
+/// diagonal. Differentiable to any order: a recorded backward (for
+/// Hessian-vector products) is written in differentiable ops.
+///
+/// ```
+/// use ricci::{nn::{attention_packed, causal_attention}, DType, Rng, Tensor};
+/// let mut rng = Rng::new(0);
+/// let qkv = Tensor::randn(&[2, 5, 3 * 8], DType::F64, &mut rng);
+/// let y = attention_packed(&qkv, 2, true)?;
+/// // The same as splitting heads and calling causal_attention.
+/// let heads = qkv.reshape([2, 5, 3, 2, 4])?.permute([2, 0, 3, 1, 4])?;
+/// let part = |i| heads.narrow(0, i, 1)?.squeeze(0);
+/// let want = causal_attention(&part(0)?, &part(1)?, &part(2)?)?
+///     .permute([0, 2, 1, 3])?
+///     .reshape([2, 5, 8])?;
+/// let diff = y.sub(&want)?.abs().max_all().to_scalar::<f64>()?;
+/// assert!(diff < 1e-12);
+/// # Ok::<(), ricci::Error>(())
+/// ```
+pub fn attention_packed(qkv: &Tensor, n_head: usize, causal: bool) -> Result<Tensor> {
+    const OP: &str = "attention_packed";
+    let shape = qkv.shape();
+    if qkv.rank() != 3 || n_head == 0 || !shape[2].is_multiple_of(3 * n_head) {
+        return Err(Error::invalid(
+            OP,
+            format!(
+                "expected qkv [batch, seq, 3 * n_embd] with n_embd divisible by n_head \
+                 ({n_head}), got {shape:?}"
+            ),
+        ));
+    }
+    let (b, t, c) = (shape[0], shape[1], shape[2] / 3);
+    let d = c / n_head;
+    let spec = Packed {
+        b,
+        t,
+        h: n_head,
+        d,
+        causal,
+        scale: 1.0 / (d.max(1) as f64).sqrt(),
+    };
+    let x = qkv.contiguous_data();
+    let (y, probs) = with_type!(qkv.dtype(), T => {
+        let storage = x.storage();
+        let src = data::<T>(&storage, &x)?;
+        let mut y = alloc_uninit::<T>(b * t * c);
+        let mut p = alloc_uninit::<T>(b * n_head * t * t);
+        kernel::forward(src, spec, &mut y, &mut p);
+        (
+            Tensor::from_typed(y, &[b, t, c]),
+            Tensor::from_typed(p, &[b, n_head, t, t]),
+        )
+    });
+    Ok(record(OP, y, &[qkv], move |inp, g, _| {
+        let grad = if is_grad_enabled() {
+            packed_grad_composite(&inp[0], g, n_head, causal)?
+        } else {
+            packed_grad_fused(&inp[0], &probs, g, spec)?
+        };
+        Ok(vec![Some(grad)])
+    }))
+}
+
+/// The elements of a contiguous tensor whose storage is `s`.
+fn data<'a, T: Element>(s: &'a Storage, t: &Tensor) -> Result<&'a [T]> {
+    let off = t.layout().offset();
+    s.as_slice::<T>()
+        .map(|v| &v[off..off + t.numel()])
+        .ok_or_else(|| Error::invalid("attention_packed", "storage dtype"))
+}
+
+/// The training backward of [`attention_packed`]: one fused kernel.
+fn packed_grad_fused(qkv: &Tensor, probs: &Tensor, g: &Tensor, spec: Packed) -> Result<Tensor> {
+    let (x, g) = (qkv.contiguous_data(), g.contiguous_data());
+    with_type!(qkv.dtype(), T => {
+        let (xs, ps, gs) = (x.storage(), probs.storage(), g.storage());
+        let (src, p, gy) = (data::<T>(&xs, &x)?, data::<T>(&ps, probs)?, data::<T>(&gs, &g)?);
+        let mut out = alloc_uninit::<T>(src.len());
+        kernel::backward(src, p, gy, spec, &mut out);
+        Ok(Tensor::from_typed(out, qkv.shape()))
+    })
+}
+
+/// The recorded backward of [`attention_packed`], in differentiable ops
+/// (the formulas of [`crate::kernels::attention`]).
+fn packed_grad_composite(qkv: &Tensor, g: &Tensor, n_head: usize, causal: bool) -> Result<Tensor> {
+    let (b, t, c) = (qkv.shape()[0], qkv.shape()[1], qkv.shape()[2] / 3);
+    let d = c / n_head;
+    let scale = 1.0 / (d.max(1) as f64).sqrt();
+    let heads = qkv
+        .reshape([b, t, 3, n_head, d])?
+        .permute([2, 0, 3, 1, 4])?;
+    let part = |i: usize| heads.narrow(0, i, 1)?.squeeze(0);
+    let (q, k, v) = (part(0)?, part(1)?, part(2)?);
+    let mut scores = q.matmul(&k.transpose(-2, -1)?)?.mul_scalar(scale);
+    if causal {
+        scores = scores.add(&causal_mask(t, qkv.dtype()))?;
+    }
+    let p = scores.softmax(-1)?;
+    let gy = g.reshape([b, t, n_head, d])?.permute([0, 2, 1, 3])?;
+    let dv = p.transpose(-2, -1)?.matmul(&gy)?;
+    let dp = gy.matmul(&v.transpose(-2, -1)?)?;
+    let ds = p.mul(&dp.sub(&p.mul(&dp)?.sum(-1, true)?)?)?;
+    let dq = ds.matmul(&k)?.mul_scalar(scale);
+    let dk = ds.transpose(-2, -1)?.matmul(&q)?.mul_scalar(scale);
+    Tensor::stack(&[&dq, &dk, &dv], 0)?
+        .permute([1, 3, 0, 2, 4])?
+        .reshape([b, t, 3 * c])
 }

@@ -28,7 +28,7 @@ mod layers;
 mod loss;
 mod structured;
 
-pub use attention::{causal_attention, CausalSelfAttention};
+pub use attention::{attention_packed, causal_attention, CausalSelfAttention};
 pub use layers::{Activation, Dropout, Embedding, LayerNorm, Linear, Mlp, RmsNorm};
 pub use loss::cross_entropy;
 pub use structured::{
