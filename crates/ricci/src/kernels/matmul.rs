@@ -32,7 +32,8 @@ pub struct Operand<'a> {
 const SEQ_BELOW_MACS: usize = 96 * 96 * 96;
 
 /// `out[i] = lhs[i] (m x k) * rhs[i] (k x n)` for each batch item `i`;
-/// `out` is contiguous `[batch, m, n]`.
+/// `out` is contiguous `[batch, m, n]`. With `accumulate` the products are
+/// added to what `out` holds (`out[i] += ...`) instead.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul<T: MatmulElement>(
     lhs: &[T],
@@ -43,6 +44,7 @@ pub fn matmul<T: MatmulElement>(
     k: usize,
     n: usize,
     out: &mut [T],
+    accumulate: bool,
 ) {
     let batch = l.offsets.len();
     debug_assert_eq!(batch, r.offsets.len());
@@ -51,9 +53,16 @@ pub fn matmul<T: MatmulElement>(
         return;
     }
     if k == 0 {
-        out.fill(T::ZERO);
+        if !accumulate {
+            out.fill(T::ZERO);
+        }
         return;
     }
+    let accum = if accumulate {
+        Accum::Add
+    } else {
+        Accum::Replace
+    };
     let macs = m * n * k;
     let nthreads = threads();
     let out_ptr = SyncPtr(out.as_mut_ptr());
@@ -78,7 +87,7 @@ pub fn matmul<T: MatmulElement>(
             );
             let c =
                 MatMut::<T>::from_raw_parts_mut(out_ptr.get().add(i * m * n), m, n, n as isize, 1);
-            faer_matmul(c, Accum::Replace, a, b, T::ONE, par);
+            faer_matmul(c, accum, a, b, T::ONE, par);
         }
     };
     if nthreads > 1 && macs >= SEQ_BELOW_MACS {

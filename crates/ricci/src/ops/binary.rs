@@ -122,6 +122,30 @@ impl Tensor {
             Ok((g.mul(b)?, g.mul(a)?))
         }))
     }
+    /// `g · gelu'(self)` in one pass, `gelu'(x) = Φ(x) + x φ(x)`: the
+    /// training (unrecorded) backward of [`Tensor::gelu`].
+    pub(crate) fn gelu_backward(&self, g: &Tensor) -> Result<Tensor> {
+        use super::unary::{FRAC_1_SQRT_2, FRAC_1_SQRT_2PI};
+        binary_map!("gelu backward", self, g, |x, g| {
+            let cdf = T::from_f64(0.5) * (T::ONE + Element::erf(x * T::from_f64(FRAC_1_SQRT_2)));
+            let pdf = Element::exp(T::from_f64(-0.5) * x * x) * T::from_f64(FRAC_1_SQRT_2PI);
+            g * (cdf + x * pdf)
+        })
+    }
+    /// `g · d/dx gelu_tanh(self)` in one pass: with `u = sqrt(2/π)(x +
+    /// 0.044715 x³)` and `s = sigmoid(2u)`, the derivative is
+    /// `s + x s (1 - s) 2u'`. The training backward of [`Tensor::gelu_tanh`].
+    pub(crate) fn gelu_tanh_backward(&self, g: &Tensor) -> Result<Tensor> {
+        use super::unary::SQRT_2_OVER_PI;
+        binary_map!("gelu_tanh backward", self, g, |x, g| {
+            let x2 = x * x;
+            let c = T::from_f64(2.0 * SQRT_2_OVER_PI);
+            let u2 = c * x * (T::ONE + T::from_f64(0.044715) * x2);
+            let s = T::ONE / (T::ONE + Element::exp(-u2));
+            let du2 = c * (T::ONE + T::from_f64(3.0 * 0.044715) * x2);
+            g * (s + x * s * (T::ONE - s) * du2)
+        })
+    }
     /// `self / other`, broadcast.
     pub fn div(&self, other: &Tensor) -> Result<Tensor> {
         let (a, b) = grad_operands("div", self, other)?;

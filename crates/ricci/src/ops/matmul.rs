@@ -124,7 +124,7 @@ impl Tensor {
             with_dtype!(sa, T, xa => {
                 let xb = sb.as_slice::<T>().expect("dtypes checked");
                 let mut out = alloc_uninit::<T>(total);
-                k::matmul(xa, &opa, xb, &opb, m, ka, n, &mut out);
+                k::matmul(xa, &opa, xb, &opb, m, ka, n, &mut out, false);
                 Tensor::from_typed(out, &shape)
             })
         });
@@ -187,14 +187,66 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     let in_f = w.shape()[1];
     let lead: Vec<usize> = x.shape()[..x.rank() - 1].to_vec();
     let x2 = x.reshape([-1, in_f as i64])?;
-    let mut y = x2.matmul(&w.t()?)?;
-    if let Some(b) = b {
-        if b.shape() != [w.shape()[0]] {
-            return Err(Error::shape("linear", w.shape(), b.shape()));
+    let y = match b {
+        Some(b) => {
+            if b.shape() != [w.shape()[0]] {
+                return Err(Error::shape("linear", w.shape(), b.shape()));
+            }
+            linear_bias(&x2, w, b)?
         }
-        y = y.add(b)?;
-    }
+        None => x2.matmul(&w.t()?)?,
+    };
     let mut shape = lead;
     shape.push(w.shape()[0]);
     y.reshape(shape)
+}
+
+/// `x · wᵀ + b` for a 2-D `x`, shapes checked by [`linear`]. The bias rows
+/// are written into the output and the product is accumulated onto them,
+/// so the output is written once instead of being read back by an add.
+/// The VJP is in differentiable ops; `w`'s gradient `gᵀ x` is contiguous.
+fn linear_bias(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let (rows, in_f, out_f) = (x.shape()[0], x.shape()[1], w.shape()[0]);
+    let (xr, wt, bias) = (readable(x), readable(&w.detach().t()?), b.contiguous_data());
+    let operand = |t: &Tensor| (t.layout().offset(), t.stride()[0], t.stride()[1]);
+    let ((ox, rx, cx), (ow, rw, cw)) = (operand(&xr), operand(&wt));
+    let (offx, offw) = ([ox], [ow]);
+    let opx = Operand {
+        offsets: &offx,
+        row_stride: rx,
+        col_stride: cx,
+    };
+    let opw = Operand {
+        offsets: &offw,
+        row_stride: rw,
+        col_stride: cw,
+    };
+    let out = super::binary::with_storages(&[&xr, &wt, &bias], |s| {
+        with_dtype!(s[0], T, xs => {
+            let ws = s[1].as_slice::<T>().expect("dtypes checked");
+            let bs = s[2].as_slice::<T>().expect("dtypes checked");
+            let bs = &bs[bias.layout().offset()..bias.layout().offset() + out_f];
+            let mut out = alloc_uninit::<T>(rows * out_f);
+            for row in out.chunks_exact_mut(out_f.max(1)) {
+                row.copy_from_slice(bs);
+            }
+            k::matmul(xs, &opx, ws, &opw, rows, in_f, out_f, &mut out, true);
+            Tensor::from_typed(out, &[rows, out_f])
+        })
+    });
+    Ok(record("linear", out, &[x, w, b], |inp, g, needs| {
+        let (x, w) = (&inp[0], &inp[1]);
+        let dx = if needs[0] { Some(g.matmul(w)?) } else { None };
+        let dw = if needs[1] {
+            Some(g.t()?.matmul(x)?)
+        } else {
+            None
+        };
+        let db = if needs[2] {
+            Some(g.sum(0, false)?)
+        } else {
+            None
+        };
+        Ok(vec![dx, dw, db])
+    }))
 }

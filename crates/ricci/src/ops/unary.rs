@@ -20,10 +20,10 @@ fn rec1(
 }
 
 /// sqrt(2 / pi), for the tanh form of GELU.
-const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
-const FRAC_1_SQRT_2: f64 = std::f64::consts::FRAC_1_SQRT_2;
+pub(super) const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+pub(super) const FRAC_1_SQRT_2: f64 = std::f64::consts::FRAC_1_SQRT_2;
 /// 1 / sqrt(2 pi), the standard normal density at 0.
-const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
+pub(super) const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 
 impl Tensor {
     /// `-x`.
@@ -139,8 +139,12 @@ impl Tensor {
             let half = T::from_f64(0.5);
             half * x * (T::ONE + <T as Element>::erf(x * T::from_f64(FRAC_1_SQRT_2)))
         });
-        // d/dx x Phi(x) = Phi(x) + x phi(x)
+        // d/dx x Phi(x) = Phi(x) + x phi(x): one fused pass for a training
+        // backward, differentiable ops for a recorded one.
         rec1("gelu", out, self, |x, g| {
+            if !crate::autograd::is_grad_enabled() {
+                return x.gelu_backward(g);
+            }
             let cdf = x.mul_scalar(FRAC_1_SQRT_2).erf().affine(0.5, 0.5);
             let pdf = x
                 .square()
@@ -160,6 +164,9 @@ impl Tensor {
         });
         // y = x s with s = sigmoid(2u): dy/dx = s + x s (1 - s) 2u'.
         rec1("gelu_tanh", out, self, |x, g| {
+            if !crate::autograd::is_grad_enabled() {
+                return x.gelu_tanh_backward(g);
+            }
             let x2 = x.square();
             let u = x
                 .mul(&x2.affine(0.044715, 1.0))?
