@@ -37,6 +37,7 @@ pub use sgd::{Sgd, SgdConfig};
 
 use crate::autograd::Grads;
 use crate::error::{Error, Result};
+use crate::kernels::simd::{dispatch_kernel, Kernel};
 use crate::nn::{sum_squares, Var};
 use crate::tensor::{with_dtype, Element, Tensor};
 use rayon::prelude::*;
@@ -201,11 +202,28 @@ pub(crate) fn apply_rule(
                         .iter_mut()
                         .map(|s| s.as_mut_slice::<T>().expect("state has the parameter's dtype"))
                         .collect();
-                    rule.apply(&mut p[..], grad, &mut bufs);
+                    dispatch_kernel(RuleKernel { rule, p: &mut p[..], grad, bufs: &mut bufs });
                 })
             });
             Ok(())
         })
+}
+
+/// One parameter's update as a [`Kernel`], so the rule's loop is compiled
+/// for AVX2 (rules mark `apply` `#[inline(always)]`).
+struct RuleKernel<'a, 'b, R, T> {
+    rule: &'a R,
+    p: &'a mut [T],
+    grad: &'a [T],
+    bufs: &'a mut [&'b mut [T]],
+}
+
+impl<R: Rule, T: Element> Kernel for RuleKernel<'_, '_, R, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        self.rule.apply(self.p, self.grad, self.bufs);
+    }
 }
 
 /// Zero-filled state buffers, one per parameter, `k` each.

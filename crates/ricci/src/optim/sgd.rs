@@ -35,6 +35,8 @@ struct SgdRule<'a> {
 }
 
 impl Rule for SgdRule<'_> {
+    // Inlined into `apply_rule`'s AVX2 kernel.
+    #[inline(always)]
     fn apply<T: Element>(&self, p: &mut [T], g: &[T], state: &mut [&mut [T]]) {
         let [buf] = state else {
             unreachable!("SGD keeps one buffer")
