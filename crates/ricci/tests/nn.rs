@@ -2,7 +2,7 @@
 //! and second order, f64), the causal property of attention, dropout's
 //! statistics, and clear errors for bad state dicts and configurations.
 
-use ricci::autograd::{gradcheck, GradcheckOptions};
+use ricci::autograd::{grad_of, gradcheck, GradcheckOptions};
 use ricci::data::CharText;
 use ricci::models::gpt::{Gpt, GptConfig};
 use ricci::nn::{
@@ -141,6 +141,80 @@ fn packed_attention_gradients_to_second_order() {
             &second_order(),
         )
         .unwrap();
+    }
+}
+
+/// Gradients of `f` at `xs` along `seed` by a training backward (the fused
+/// kernels) and by a recorded one (the differentiable formulas).
+fn fused_and_recorded(
+    f: impl Fn(&[Tensor]) -> Tensor,
+    xs: &[Tensor],
+    seed: &Tensor,
+) -> (Vec<Tensor>, Vec<Tensor>) {
+    let refs: Vec<&Tensor> = xs.iter().collect();
+    let fused = grad_of(&f(xs), &refs, Some(seed), false).unwrap();
+    let recorded = grad_of(&f(xs), &refs, Some(seed), true).unwrap();
+    (fused, recorded)
+}
+
+#[test]
+fn fused_training_backwards_equal_the_recorded_formulas() {
+    let mut rng = Rng::new(13);
+    for dtype in [DType::F64, DType::F32] {
+        let tol = if dtype == DType::F64 { 1e-11 } else { 2e-5 };
+        let leaf = |shape: &[usize], rng: &mut Rng| {
+            Tensor::randn(shape, dtype, rng).set_requires_grad(true)
+        };
+        // 300 rows of 128: above the kernels' parallel threshold, so the
+        // weight and bias gradients are sums of per-task partials.
+        for rows in [3, 300] {
+            let x = leaf(&[rows, 128], &mut rng).mul_scalar(3.0).add_scalar(1.0);
+            let x = x.detach().set_requires_grad(true);
+            let (w, b) = (leaf(&[128], &mut rng), leaf(&[128], &mut rng));
+            let seed = Tensor::randn(&[rows, 128], dtype, &mut rng);
+            type Norm = fn(&[Tensor]) -> Tensor;
+            let cases: [(&str, Vec<Tensor>, Norm); 4] = [
+                (
+                    "weight and bias",
+                    vec![x.clone(), w.clone(), b.clone()],
+                    |v| v[0].layer_norm(Some(&v[1]), Some(&v[2]), 1e-5).unwrap(),
+                ),
+                ("weight", vec![x.clone(), w.clone()], |v| {
+                    v[0].layer_norm(Some(&v[1]), None, 1e-5).unwrap()
+                }),
+                ("bias", vec![x.clone(), b.clone()], |v| {
+                    v[0].layer_norm(None, Some(&v[1]), 1e-5).unwrap()
+                }),
+                ("plain", vec![x.clone()], |v| {
+                    v[0].layer_norm(None, None, 1e-5).unwrap()
+                }),
+            ];
+            for (name, xs, f) in cases {
+                let (fused, recorded) = fused_and_recorded(f, &xs, &seed);
+                for (i, (a, b)) in fused.iter().zip(&recorded).enumerate() {
+                    let d = max_rel_diff(a, b);
+                    assert!(
+                        d < tol,
+                        "layer_norm ({name}) input {i}, {rows} rows {dtype:?}: {d}"
+                    );
+                }
+            }
+        }
+        let x = leaf(&[7, 50], &mut rng)
+            .mul_scalar(3.0)
+            .detach()
+            .set_requires_grad(true);
+        let seed = Tensor::randn(&[7, 50], dtype, &mut rng);
+        type Act = fn(&[Tensor]) -> Tensor;
+        let acts: [(&str, Act); 2] = [
+            ("gelu", |v| v[0].gelu()),
+            ("gelu_tanh", |v| v[0].gelu_tanh()),
+        ];
+        for (name, f) in acts {
+            let (fused, recorded) = fused_and_recorded(f, std::slice::from_ref(&x), &seed);
+            let d = max_rel_diff(&fused[0], &recorded[0]);
+            assert!(d < tol, "{name} {dtype:?}: {d}");
+        }
     }
 }
 

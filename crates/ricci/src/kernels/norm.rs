@@ -97,6 +97,133 @@ pub fn layer_norm_rows<T: Element>(
     }
 }
 
+/// Rows of [`layer_norm_backward_rows`]: `dx` for each row, and the row
+/// sums of `g · x̂` and `g` (the gradients of the weight and the bias)
+/// accumulated into `dw` and `db`.
+struct LayerNormGradRows<'a, T> {
+    x: &'a [T],
+    g: &'a [T],
+    dx: &'a mut [T],
+    weight: Option<&'a [T]>,
+    dw: &'a mut [T],
+    db: &'a mut [T],
+    n: usize,
+    eps: T,
+    inv_n: T,
+}
+
+impl<T: Element> Kernel for LayerNormGradRows<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let LayerNormGradRows {
+            x,
+            g,
+            dx,
+            weight,
+            dw,
+            db,
+            n,
+            eps,
+            inv_n,
+        } = self;
+        for ((x, g), dx) in x
+            .chunks_exact(n)
+            .zip(g.chunks_exact(n))
+            .zip(dx.chunks_exact_mut(n))
+        {
+            // x̂ as the forward pass computes it (dx holds it for a moment).
+            let mean = sum_slice(x) * inv_n;
+            dx.iter_mut().zip(x).for_each(|(d, &x)| *d = x - mean);
+            let rstd = T::ONE / (dot_slice(dx, dx) * inv_n + eps).sqrt();
+            dx.iter_mut().for_each(|d| *d *= rstd);
+            dw.iter_mut()
+                .zip(g.iter().zip(dx.iter()))
+                .for_each(|(w, (&g, &xh))| *w += g * xh);
+            db.iter_mut().zip(g).for_each(|(b, &g)| *b += g);
+            // dx̂ = g · w; dx = rstd (dx̂ - mean(dx̂) - x̂ mean(dx̂ x̂)).
+            let (mean_d, mean_dx) = match weight {
+                Some(w) => {
+                    let mut sd = T::ZERO;
+                    let mut sdx = T::ZERO;
+                    for ((&g, &w), &xh) in g.iter().zip(w).zip(dx.iter()) {
+                        sd += g * w;
+                        sdx += g * w * xh;
+                    }
+                    (sd * inv_n, sdx * inv_n)
+                }
+                None => (sum_slice(g) * inv_n, dot_slice(g, dx) * inv_n),
+            };
+            match weight {
+                Some(w) => dx
+                    .iter_mut()
+                    .zip(g.iter().zip(w))
+                    .for_each(|(d, (&g, &w))| *d = rstd * (g * w - mean_d - *d * mean_dx)),
+                None => dx
+                    .iter_mut()
+                    .zip(g)
+                    .for_each(|(d, &g)| *d = rstd * (g - mean_d - *d * mean_dx)),
+            }
+        }
+    }
+}
+
+/// The backward pass of [`layer_norm_rows`] for output gradient `g`:
+/// writes `dx` (every element) and returns the gradients of the weight and
+/// the bias (`Σ_rows g · x̂` and `Σ_rows g`, length `n` each). `x̂` and the
+/// row statistics are recomputed from `src` exactly as the forward pass
+/// computes them.
+pub fn layer_norm_backward_rows<T: Element>(
+    src: &[T],
+    g: &[T],
+    n: usize,
+    weight: Option<&[T]>,
+    eps: f64,
+    dx: &mut [T],
+) -> (Vec<T>, Vec<T>) {
+    debug_assert_eq!(src.len(), dx.len());
+    debug_assert_eq!(src.len(), g.len());
+    let (mut dw, mut db) = (vec![T::ZERO; n], vec![T::ZERO; n]);
+    if n == 0 || src.is_empty() {
+        return (dw, db);
+    }
+    let eps = T::from_f64(eps);
+    let inv_n = T::from_f64(1.0 / n as f64);
+    let run = |x: &[T], g: &[T], dx: &mut [T], dw: &mut [T], db: &mut [T]| {
+        dispatch_kernel(LayerNormGradRows {
+            x,
+            g,
+            dx,
+            weight,
+            dw,
+            db,
+            n,
+            eps,
+            inv_n,
+        })
+    };
+    if src.len() >= PAR_MIN_ELEMS && threads() > 1 {
+        let rows = rows_per_task(src.len() / n, n);
+        let partials: Vec<(Vec<T>, Vec<T>)> = src
+            .par_chunks(rows * n)
+            .zip(g.par_chunks(rows * n))
+            .zip(dx.par_chunks_mut(rows * n))
+            .map(|((x, g), dx)| {
+                let (mut pw, mut pb) = (vec![T::ZERO; n], vec![T::ZERO; n]);
+                run(x, g, dx, &mut pw, &mut pb);
+                (pw, pb)
+            })
+            .collect();
+        for (pw, pb) in partials {
+            dw.iter_mut().zip(pw).for_each(|(a, b)| *a += b);
+            db.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
+        }
+    } else {
+        run(src, g, dx, &mut dw, &mut db);
+    }
+    (dw, db)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

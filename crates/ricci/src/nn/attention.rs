@@ -169,9 +169,7 @@ pub fn attention_packed(qkv: &Tensor, n_head: usize, causal: bool) -> Result<Ten
 
 /// The elements of a contiguous tensor whose storage is `s`.
 fn data<'a, T: Element>(s: &'a Storage, t: &Tensor) -> Result<&'a [T]> {
-    let off = t.layout().offset();
-    s.as_slice::<T>()
-        .map(|v| &v[off..off + t.numel()])
+    s.contiguous_span::<T>(t.layout())
         .ok_or_else(|| Error::invalid("attention_packed", "storage dtype"))
 }
 

@@ -20,7 +20,7 @@
 //! It is written in ricci's differentiable ops and recomputes `x̂` and
 //! `rstd` from `x`, so second derivatives come out right too.
 
-use crate::autograd::record;
+use crate::autograd::{is_grad_enabled, record};
 use crate::error::{Error, Result};
 use crate::kernels::norm as k;
 use crate::tensor::{alloc_uninit, with_type, Tensor};
@@ -91,6 +91,9 @@ impl Tensor {
         let inputs: Vec<&Tensor> = [Some(self), weight, bias].into_iter().flatten().collect();
         let (has_w, has_b) = (weight.is_some(), bias.is_some());
         Ok(record(OP, out, &inputs, move |inp, g, needs| {
+            if !is_grad_enabled() {
+                return layer_norm_grad_fused(&inp[0], has_w.then(|| &inp[1]), has_b, g, eps);
+            }
             let x = &inp[0];
             let w = has_w.then(|| &inp[1]);
             let mean = x.mean(-1, true)?;
@@ -128,6 +131,42 @@ impl Tensor {
             Ok(grads)
         }))
     }
+}
+
+/// The training (unrecorded) backward of [`Tensor::layer_norm`] in one
+/// kernel: `[dx, dw (if a weight), db (if a bias)]`.
+fn layer_norm_grad_fused(
+    x: &Tensor,
+    weight: Option<&Tensor>,
+    has_b: bool,
+    g: &Tensor,
+    eps: f64,
+) -> Result<Vec<Option<Tensor>>> {
+    const OP: &str = "layer_norm backward";
+    let n = x.shape()[x.rank() - 1];
+    let (x, g) = (x.contiguous_data(), g.contiguous_data());
+    let (dx, dw, db) = with_type!(x.dtype(), T => {
+        let w = weight.map(|w| w.to_vec::<T>()).transpose()?;
+        let (xs, gs) = (x.storage(), g.storage());
+        let dtype_err = || Error::invalid(OP, "storage dtype");
+        let src = xs.contiguous_span::<T>(x.layout()).ok_or_else(dtype_err)?;
+        let gy = gs.contiguous_span::<T>(g.layout()).ok_or_else(dtype_err)?;
+        let mut dx = alloc_uninit::<T>(src.len());
+        let (dw, db) = k::layer_norm_backward_rows(src, gy, n, w.as_deref(), eps, &mut dx);
+        (
+            Tensor::from_typed(dx, x.shape()),
+            Tensor::from_typed(dw, &[n]),
+            Tensor::from_typed(db, &[n]),
+        )
+    });
+    let mut grads = vec![Some(dx)];
+    if weight.is_some() {
+        grads.push(Some(dw));
+    }
+    if has_b {
+        grads.push(Some(db));
+    }
+    Ok(grads)
 }
 
 #[cfg(test)]

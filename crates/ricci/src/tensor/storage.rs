@@ -40,6 +40,13 @@ impl Storage {
     pub fn as_slice<T: Element>(&self) -> Option<&[T]> {
         T::from_storage(self)
     }
+    /// The elements of a contiguous `layout` over this buffer, or `None`
+    /// if `T` is not this storage's dtype.
+    pub(crate) fn contiguous_span<T: Element>(&self, layout: &super::Layout) -> Option<&[T]> {
+        debug_assert!(layout.is_contiguous());
+        let off = layout.offset();
+        self.as_slice::<T>().map(|v| &v[off..off + layout.numel()])
+    }
     /// The buffer as `&mut [T]`, or `None` if `T` is not this storage's dtype.
     pub fn as_mut_slice<T: Element>(&mut self) -> Option<&mut [T]> {
         T::from_storage_mut(self)
