@@ -119,7 +119,7 @@ impl Module for CausalSelfAttention {
 /// let want = causal_attention(&part(0)?, &part(1)?, &part(2)?)?
 ///     .permute([0, 2, 1, 3])?
 ///     .reshape([2, 5, 8])?;
-/// let diff = y.sub(&want)?.abs().max_all().to_scalar::<f64>()?;
+/// let diff = y.sub(&want)?.abs().max_all()?.to_scalar::<f64>()?;
 /// assert!(diff < 1e-12);
 /// # Ok::<(), ricci::Error>(())
 /// ```
