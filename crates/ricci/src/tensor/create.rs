@@ -153,7 +153,8 @@ impl Tensor {
     pub fn rand(shape: &[usize], dtype: DType, rng: &mut Rng) -> Tensor {
         let n = shape.iter().product();
         with_type!(dtype, T => {
-            let v: Vec<T> = (0..n).map(|_| T::from_f64(rng.uniform())).collect();
+            let mut v = super::alloc_uninit::<T>(n);
+            v.iter_mut().for_each(|x| *x = T::from_f64(rng.uniform()));
             Tensor::from_typed(v, shape)
         })
     }
@@ -162,7 +163,8 @@ impl Tensor {
     pub fn randn(shape: &[usize], dtype: DType, rng: &mut Rng) -> Tensor {
         let n = shape.iter().product();
         with_type!(dtype, T => {
-            let v: Vec<T> = (0..n).map(|_| T::from_f64(rng.normal())).collect();
+            let mut v = super::alloc_uninit::<T>(n);
+            v.iter_mut().for_each(|x| *x = T::from_f64(rng.normal()));
             Tensor::from_typed(v, shape)
         })
     }
@@ -171,7 +173,8 @@ impl Tensor {
     pub fn uniform(shape: &[usize], low: f64, high: f64, dtype: DType, rng: &mut Rng) -> Tensor {
         let n = shape.iter().product();
         with_type!(dtype, T => {
-            let v: Vec<T> = (0..n).map(|_| T::from_f64(low + (high - low) * rng.uniform())).collect();
+            let mut v = super::alloc_uninit::<T>(n);
+            v.iter_mut().for_each(|x| *x = T::from_f64(low + (high - low) * rng.uniform()));
             Tensor::from_typed(v, shape)
         })
     }
