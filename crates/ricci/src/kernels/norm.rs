@@ -13,6 +13,17 @@ use super::reduce::{dot_slice, sum_slice};
 use super::simd::{dispatch_kernel, Kernel};
 use crate::tensor::Element;
 
+/// Writes the centred row `x - mean(x)` into `out` and returns
+/// `1 / sqrt(var(x) + eps)`, the variance being the centred values' mean
+/// square. Shared by the forward and backward rows so that the backward
+/// sees exactly the forward's statistics.
+#[inline(always)]
+fn centre<T: Element>(x: &[T], out: &mut [T], inv_n: T, eps: T) -> T {
+    let mean = sum_slice(x) * inv_n;
+    out.iter_mut().zip(x).for_each(|(o, &x)| *o = x - mean);
+    T::ONE / (dot_slice(out, out) * inv_n + eps).sqrt()
+}
+
 /// One row of [`layer_norm_rows`].
 struct LayerNormRow<'a, T> {
     x: &'a [T],
@@ -35,11 +46,7 @@ impl<T: Element> Kernel for LayerNormRow<'_, T> {
             eps,
             inv_n,
         } = self;
-        let mean = sum_slice(x) * inv_n;
-        // y holds the centred row; its sum of squares is the variance.
-        y.iter_mut().zip(x).for_each(|(y, &x)| *y = x - mean);
-        let var = dot_slice(y, y) * inv_n;
-        let rstd = T::ONE / (var + eps).sqrt();
+        let rstd = centre(x, y, inv_n, eps);
         match (weight, bias) {
             (Some(w), Some(b)) => y
                 .iter_mut()
@@ -133,9 +140,7 @@ impl<T: Element> Kernel for LayerNormGradRows<'_, T> {
             .zip(dx.chunks_exact_mut(n))
         {
             // x̂ as the forward pass computes it (dx holds it for a moment).
-            let mean = sum_slice(x) * inv_n;
-            dx.iter_mut().zip(x).for_each(|(d, &x)| *d = x - mean);
-            let rstd = T::ONE / (dot_slice(dx, dx) * inv_n + eps).sqrt();
+            let rstd = centre(x, dx, inv_n, eps);
             dx.iter_mut().for_each(|d| *d *= rstd);
             dw.iter_mut()
                 .zip(g.iter().zip(dx.iter()))
