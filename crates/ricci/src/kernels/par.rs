@@ -38,6 +38,19 @@ pub fn fill<T: Copy + Send + Sync>(out: &mut [T], value: T) {
     }
 }
 
+/// Writes `row` into every row of `out` (`out.len()` a multiple of
+/// `row.len()`, which is not empty), in parallel when large.
+pub fn fill_rows<T: Copy + Send + Sync>(out: &mut [T], row: &[T]) {
+    let n = row.len();
+    let fill = |c: &mut [T]| c.chunks_exact_mut(n).for_each(|r| r.copy_from_slice(row));
+    if out.len() >= PAR_MIN_ELEMS && threads() > 1 {
+        let rows = rows_per_task(out.len() / n, n);
+        out.par_chunks_mut(rows * n).for_each(fill);
+    } else {
+        fill(out);
+    }
+}
+
 /// Splits `n` rows into chunks of about `target_elems / row_len` rows each.
 pub fn rows_per_task(n_rows: usize, row_len: usize) -> usize {
     let target = PAR_CHUNK.max(row_len);
