@@ -168,8 +168,9 @@ fn fused_training_backwards_equal_the_recorded_formulas() {
         // 300 rows of 128: above the kernels' parallel threshold, so the
         // weight and bias gradients are sums of per-task partials.
         for rows in [3, 300] {
-            let x = leaf(&[rows, 128], &mut rng).mul_scalar(3.0).add_scalar(1.0);
-            let x = x.detach().set_requires_grad(true);
+            let x = Tensor::randn(&[rows, 128], dtype, &mut rng)
+                .affine(3.0, 1.0)
+                .set_requires_grad(true);
             let (w, b) = (leaf(&[128], &mut rng), leaf(&[128], &mut rng));
             let seed = Tensor::randn(&[rows, 128], dtype, &mut rng);
             type Norm = fn(&[Tensor]) -> Tensor;
@@ -200,9 +201,8 @@ fn fused_training_backwards_equal_the_recorded_formulas() {
                 }
             }
         }
-        let x = leaf(&[7, 50], &mut rng)
+        let x = Tensor::randn(&[7, 50], dtype, &mut rng)
             .mul_scalar(3.0)
-            .detach()
             .set_requires_grad(true);
         let seed = Tensor::randn(&[7, 50], dtype, &mut rng);
         type Act = fn(&[Tensor]) -> Tensor;

@@ -26,7 +26,7 @@ use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
 use super::matmul::MatmulElement;
-use super::reduce::{dot_slice, max_slice, sum_slice};
+use super::reduce::{dot_slice, max_slice, scale_by_inverse, sum_slice};
 use super::simd::{dispatch_kernel, Kernel};
 use super::strided::SyncPtr;
 use crate::tensor::Element;
@@ -279,8 +279,7 @@ impl<T: Element> Kernel for SoftmaxBlock<'_, T> {
             let (seen, hidden) = row.split_at_mut(n);
             let m = max_slice(seen);
             seen.iter_mut().for_each(|x| *x = (*x - m).exp());
-            let inv = T::ONE / sum_slice(seen);
-            seen.iter_mut().for_each(|x| *x *= inv);
+            scale_by_inverse(seen, sum_slice(seen));
             hidden.fill(T::ZERO);
         }
     }

@@ -456,10 +456,17 @@ impl<T: Element> Kernel for SoftmaxRow<'_, T> {
             let l = total.ln();
             o.iter_mut().zip(s).for_each(|(o, &x)| *o = (x - m) - l);
         } else {
-            let inv = T::ONE / total;
-            o.iter_mut().for_each(|o| *o *= inv);
+            scale_by_inverse(o, total);
         }
     }
+}
+
+/// `o ← o / total`, as one reciprocal and a multiply per element: the last
+/// pass of a softmax row.
+#[inline(always)]
+pub(super) fn scale_by_inverse<T: Element>(o: &mut [T], total: T) {
+    let inv = T::ONE / total;
+    o.iter_mut().for_each(|o| *o *= inv);
 }
 
 /// Softmax (or log-softmax) over the middle dim of `[a, r, b]`. With

@@ -7,7 +7,7 @@ use super::{prefixed, Linear, Module, Var};
 use crate::autograd::{is_grad_enabled, record};
 use crate::error::{Error, Result};
 use crate::kernels::attention::{self as kernel, Packed};
-use crate::tensor::{alloc_uninit, with_type, DType, Element, Rng, Storage, Tensor};
+use crate::tensor::{alloc_uninit, with_type, DType, Element, Rng, Tensor};
 
 /// Scaled dot-product attention with a causal mask over `[.., T, D]`
 /// queries, keys and values: position `i` attends to positions `<= i`.
@@ -148,7 +148,7 @@ pub fn attention_packed(qkv: &Tensor, n_head: usize, causal: bool) -> Result<Ten
     let x = qkv.contiguous_data();
     let (y, probs) = with_type!(qkv.dtype(), T => {
         let storage = x.storage();
-        let src = data::<T>(&storage, &x)?;
+        let src = storage.contiguous_span::<T>(x.layout(), OP)?;
         let mut y = alloc_uninit::<T>(b * t * c);
         let mut p = alloc_uninit::<T>(b * n_head * t * t);
         kernel::forward(src, spec, &mut y, &mut p);
@@ -167,18 +167,15 @@ pub fn attention_packed(qkv: &Tensor, n_head: usize, causal: bool) -> Result<Ten
     }))
 }
 
-/// The elements of a contiguous tensor whose storage is `s`.
-fn data<'a, T: Element>(s: &'a Storage, t: &Tensor) -> Result<&'a [T]> {
-    s.contiguous_span::<T>(t.layout())
-        .ok_or_else(|| Error::invalid("attention_packed", "storage dtype"))
-}
-
 /// The training backward of [`attention_packed`]: one fused kernel.
 fn packed_grad_fused(qkv: &Tensor, probs: &Tensor, g: &Tensor, spec: Packed) -> Result<Tensor> {
+    const OP: &str = "attention_packed backward";
     let (x, g) = (qkv.contiguous_data(), g.contiguous_data());
     with_type!(qkv.dtype(), T => {
         let (xs, ps, gs) = (x.storage(), probs.storage(), g.storage());
-        let (src, p, gy) = (data::<T>(&xs, &x)?, data::<T>(&ps, probs)?, data::<T>(&gs, &g)?);
+        let src = xs.contiguous_span::<T>(x.layout(), OP)?;
+        let p = ps.contiguous_span::<T>(probs.layout(), OP)?;
+        let gy = gs.contiguous_span::<T>(g.layout(), OP)?;
         let mut out = alloc_uninit::<T>(src.len());
         kernel::backward(src, p, gy, spec, &mut out);
         Ok(Tensor::from_typed(out, qkv.shape()))

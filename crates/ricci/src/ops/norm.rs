@@ -79,13 +79,9 @@ impl Tensor {
             let w = weight.map(|w| w.to_vec::<T>()).transpose()?;
             let b = bias.map(|b| b.to_vec::<T>()).transpose()?;
             let storage = x.storage();
-            let src = storage
-                .as_slice::<T>()
-                .ok_or_else(|| Error::invalid(OP, "storage dtype"))?;
-            let off = x.layout().offset();
-            let numel = x.numel();
-            let mut out = alloc_uninit::<T>(numel);
-            k::layer_norm_rows(&src[off..off + numel], n, w.as_deref(), b.as_deref(), eps, &mut out);
+            let src = storage.contiguous_span::<T>(x.layout(), OP)?;
+            let mut out = alloc_uninit::<T>(src.len());
+            k::layer_norm_rows(src, n, w.as_deref(), b.as_deref(), eps, &mut out);
             Tensor::from_typed(out, self.shape())
         });
         let inputs: Vec<&Tensor> = [Some(self), weight, bias].into_iter().flatten().collect();
@@ -148,9 +144,8 @@ fn layer_norm_grad_fused(
     let (dx, dw, db) = with_type!(x.dtype(), T => {
         let w = weight.map(|w| w.to_vec::<T>()).transpose()?;
         let (xs, gs) = (x.storage(), g.storage());
-        let dtype_err = || Error::invalid(OP, "storage dtype");
-        let src = xs.contiguous_span::<T>(x.layout()).ok_or_else(dtype_err)?;
-        let gy = gs.contiguous_span::<T>(g.layout()).ok_or_else(dtype_err)?;
+        let src = xs.contiguous_span::<T>(x.layout(), OP)?;
+        let gy = gs.contiguous_span::<T>(g.layout(), OP)?;
         let mut dx = alloc_uninit::<T>(src.len());
         let (dw, db) = k::layer_norm_backward_rows(src, gy, n, w.as_deref(), eps, &mut dx);
         (

@@ -40,12 +40,18 @@ impl Storage {
     pub fn as_slice<T: Element>(&self) -> Option<&[T]> {
         T::from_storage(self)
     }
-    /// The elements of a contiguous `layout` over this buffer, or `None`
-    /// if `T` is not this storage's dtype.
-    pub(crate) fn contiguous_span<T: Element>(&self, layout: &super::Layout) -> Option<&[T]> {
+    /// The elements of a contiguous `layout` over this buffer, for a kernel
+    /// of op `op`; an error naming `op` if `T` is not this storage's dtype.
+    pub(crate) fn contiguous_span<T: Element>(
+        &self,
+        layout: &super::Layout,
+        op: &'static str,
+    ) -> crate::error::Result<&[T]> {
         debug_assert!(layout.is_contiguous());
         let off = layout.offset();
-        self.as_slice::<T>().map(|v| &v[off..off + layout.numel()])
+        self.as_slice::<T>()
+            .map(|v| &v[off..off + layout.numel()])
+            .ok_or_else(|| crate::error::Error::invalid(op, "storage dtype"))
     }
     /// The buffer as `&mut [T]`, or `None` if `T` is not this storage's dtype.
     pub fn as_mut_slice<T: Element>(&mut self) -> Option<&mut [T]> {
@@ -178,8 +184,9 @@ pub fn alloc_uninit<T: Element>(n: usize) -> Vec<T> {
 /// does for its arrays of 4 MB and more.
 const HUGE_PAGE_MIN_BYTES: usize = 4 << 20;
 
-/// Asks Linux to back the 2 MB-aligned part of a fresh (untouched) buffer
-/// with huge pages: one TLB entry per 2 MB instead of per 4 KB, which
+/// Asks Linux to back the 2 MB-aligned part of a fresh buffer with huge
+/// pages (taking effect at first touch; a buffer the allocator reused and
+/// zeroed is left to the kernel's background collapsing): one TLB entry per 2 MB instead of per 4 KB, which
 /// matters for strided reads (a diagonal, a matrix column) and for the
 /// packing of large matrix products, and one page fault per 2 MB. Advisory:
 /// a kernel without transparent huge pages ignores it.
