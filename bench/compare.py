@@ -10,6 +10,14 @@ the ratio ricci/numpy of throughputs (> 1: ricci is faster).
 Timing method, identical to `ricci bench`: warm-up runs, then repetitions
 until about 0.5 s or 100 runs (at least 3), and the median.
 
+On a shared machine whose speed drifts by tens of percent from one minute to
+the next, one ricci run followed by one numpy run compares two different
+machines. `--rounds N` repeats the whole measurement N times, alternating
+(ricci, numpy 1 thread, numpy 2 threads, ricci, ...), and reports for each
+row the median over rounds of ricci's time, of numpy's time and of the
+per-round ratio, with the ratio's range; the copy bandwidth and each
+elementwise row's share of it are likewise per round, then the median.
+
 The numpy reference for each row is what a numpy user would write:
   matmul, matmul_bt, matmul_batched   a @ b, a @ w.T (no copy), batched a @ b
   add_bcast                           x + bias (broadcast over rows)
@@ -25,7 +33,7 @@ thread count; only its matmuls (OpenBLAS) use more threads.
 
 Usage (from the repository root):
   cargo build --release -p ricci-cli
-  .venv/bin/python bench/compare.py [--filter WORD] [--threads 1,2] [--quick]
+  .venv/bin/python bench/compare.py [--filter WORD] [--threads 1,2] [--quick] [--rounds 5]
 """
 
 import argparse
@@ -197,16 +205,20 @@ def run_ricci(args):
     exe = Path(args.ricci)
     if not exe.is_file():
         sys.exit(f"error: {exe} not found; build it first: cargo build --release -p ricci-cli")
-    cmd = [str(exe), "bench", "--json", "--threads", args.threads]
-    if args.filter:
-        cmd += ["--filter", args.filter]
-    if args.quick:
-        cmd.append("--quick")
-    log("running " + " ".join(cmd))
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
-    if proc.returncode != 0:
-        sys.exit(f"error: {' '.join(cmd)} exited with {proc.returncode}")
-    return json.loads(proc.stdout)
+    rows = []
+    for word in args.filter.split(",") if args.filter else [None]:
+        cmd = [str(exe), "bench", "--json", "--threads", args.threads]
+        if word:
+            cmd += ["--filter", word]
+        if args.quick:
+            cmd.append("--quick")
+        log("running " + " ".join(cmd))
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+        if proc.returncode != 0:
+            sys.exit(f"error: {' '.join(cmd)} exited with {proc.returncode}")
+        seen = {key(r) for r in rows}
+        rows += [r for r in json.loads(proc.stdout) if key(r) not in seen]
+    return rows
 
 
 def run_numpy(rows, threads, quick):
@@ -241,51 +253,88 @@ def cpu_model():
     return platform.processor() or "unknown CPU"
 
 
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
+
+
+def key(r):
+    return (r["name"], r["dtype"], r["shape"], r["threads"])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ricci", default=str(ROOT / "target" / "release" / "ricci"), help="the ricci binary")
-    ap.add_argument("--filter", help="only rows whose name or shape contains WORD (as ricci bench --filter)")
+    ap.add_argument("--filter", help="only rows whose name or shape contains WORD (as ricci bench --filter); several words comma-separated")
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     ap.add_argument("--quick", action="store_true", help="fewer repetitions (smoke test)")
+    ap.add_argument("--rounds", type=int, default=1, help="alternating rounds of ricci and numpy; medians over rounds")
     ap.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker is not None:
         return worker(args.worker, args.quick)
+    if args.rounds < 1:
+        sys.exit("error: --rounds must be at least 1")
 
     load_before = os.getloadavg()
     started = datetime.datetime.now()
-    ricci_rows = run_ricci(args)
-    thread_counts = sorted({r["threads"] for r in ricci_rows})
-    numpy_runs = {t: run_numpy(ricci_rows, t, args.quick) for t in thread_counts}
+    # Per round: ricci's rows, numpy's rows by key, copy bandwidth by thread count.
+    rounds = []
+    info = None
+    for i in range(args.rounds):
+        if args.rounds > 1:
+            log(f"round {i + 1} of {args.rounds}")
+        ricci_rows = run_ricci(args)
+        thread_counts = sorted({r["threads"] for r in ricci_rows})
+        numpy_runs = {t: run_numpy(ricci_rows, t, args.quick) for t in thread_counts}
+        ref = {key(r): r for run in numpy_runs.values() for r in run["rows"]}
+        copy = {t: numpy_runs[t]["copy_gbps"] for t in thread_counts}
+        info = info or next(iter(numpy_runs.values()))["info"]
+        rounds.append((ricci_rows, ref, copy))
     load_after = os.getloadavg()
-
-    ref = {}
-    for run in numpy_runs.values():
-        for r in run["rows"]:
-            ref[(r["name"], r["dtype"], r["shape"], r["threads"])] = r
-    info = next(iter(numpy_runs.values()))["info"]
+    ricci_rows, _, _ = rounds[0]
+    thread_counts = sorted({r["threads"] for r in ricci_rows})
 
     print(f"## ricci vs numpy, {started:%Y-%m-%d %H:%M}")
     print()
     print(f"- machine: {cpu_model()}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}")
     print(f"- numpy {info['numpy']} with {info['blas']}; threads via {', '.join(THREAD_ENV)} (one process per count)")
     print(f"- load average before / after: {load_before[0]:.2f} / {load_after[0]:.2f} (above ~0.2 the figures are noisy)")
-    copies = ", ".join(f"{numpy_runs[t]['copy_gbps']:.1f} GB/s with {t} thread(s)" for t in thread_counts)
+    if args.rounds > 1:
+        print(f"- {args.rounds} alternating rounds; times and ratios are medians over rounds, [min-max] of the per-round ratio")
+    copies = ", ".join(
+        f"{median([c[t] for _, _, c in rounds]):.1f} GB/s with {t} thread(s)" for t in thread_counts
+    )
     print(f"- copy bandwidth (np.copyto, 16M f32, read + write): {copies}")
     print("- ratio = ricci throughput / numpy throughput (> 1: ricci faster); numpy's elementwise ops and reductions are single-threaded")
     print("- numpy's gelu is the tanh form (numpy has no erf), composed of several passes; ricci's is the exact erf form")
+    print("- of copy: a GB/s row's throughput over the copy bandwidth with the same threads, per round, median")
     print()
-    print("| op | dtype | shape | threads | ricci ms | ricci | numpy ms | numpy | ricci/numpy |")
-    print("|---|---|---|--:|--:|--:|--:|--:|--:|")
+    print("| op | dtype | shape | threads | ricci ms | ricci | numpy ms | numpy | ricci/numpy | of copy |")
+    print("|---|---|---|--:|--:|--:|--:|--:|--:|--:|")
     for r in ricci_rows:
+        k = key(r)
+        mine = [next(x for x in rr if key(x) == k) for rr, _, _ in rounds]
+        theirs = [ref.get(k) for _, ref, _ in rounds]
+        t_mine = median([x["median_s"] for x in mine])
         value, unit = throughput(r)
-        cells = [r["name"], r["dtype"], r["shape"], str(r["threads"]), f"{r['median_s'] * 1e3:.3f}", f"{value:.1f} {unit}"]
-        n = ref.get((r["name"], r["dtype"], r["shape"], r["threads"]))
-        if n is None:
+        value = value * r["median_s"] / t_mine if value == value else value
+        cells = [r["name"], r["dtype"], r["shape"], str(r["threads"]), f"{t_mine * 1e3:.3f}", f"{value:.1f} {unit}"]
+        if any(n is None for n in theirs):
             cells += ["-", "-", "-"]
         else:
-            n_value, _ = throughput(n)
-            cells += [f"{n['median_s'] * 1e3:.3f}", f"{n_value:.1f} {unit}", f"{n['median_s'] / r['median_s']:.2f}"]
+            t_np = median([n["median_s"] for n in theirs])
+            n_value, _ = throughput(theirs[0])
+            n_value = n_value * theirs[0]["median_s"] / t_np if n_value == n_value else n_value
+            ratios = [n["median_s"] / x["median_s"] for n, x in zip(theirs, mine)]
+            spread = f" [{min(ratios):.2f}-{max(ratios):.2f}]" if len(ratios) > 1 else ""
+            cells += [f"{t_np * 1e3:.3f}", f"{n_value:.1f} {unit}", f"{median(ratios):.2f}{spread}"]
+        if unit == "GB/s":
+            shares = [x["gbps"] / c[r["threads"]] for x, (_, _, c) in zip(mine, rounds)]
+            cells.append(f"{100 * median(shares):.0f}%")
+        else:
+            cells.append("-")
         print("| " + " | ".join(cells) + " |")
 
 

@@ -38,7 +38,7 @@ it enough steps for the first ones not to matter.
 Usage (from the repository root):
   python bench/gpt_torch.py [--threads 2] [--configs tiny,small] [--warmup 3] [--steps 20]
   cargo build --release -p ricci-cli
-  python bench/gpt_torch.py --ricci target/release/ricci --ricci-steps 50
+  python bench/gpt_torch.py --ricci target/release/ricci --ricci-steps 50 [--rounds 5]
 
 Output: one JSON line per measurement on stdout, then a markdown table with
 the ratios ricci/pytorch (> 1: ricci is faster; for memory < 1 is better).
@@ -225,23 +225,39 @@ def run_ricci(binary, config, steps, threads, data=None):
 # ---------------------------------------------------------------- report
 
 
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
+
+
 def table(rows):
-    by = {(r["impl"], r["config"]): r for r in rows}
+    """One line per config: medians over rounds; ratios are medians of the
+    per-round ratios, with their range when there are several rounds."""
     lines = [
         "| config | PyTorch tok/s | ricci tok/s | ratio | PyTorch peak RSS MB | ricci peak RSS MB | ratio |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+
+    def ratio(vals):
+        spread = f" [{min(vals):.2f}-{max(vals):.2f}]" if len(vals) > 1 else ""
+        return f"{median(vals):.2f}x{spread}"
+
     for config in CONFIGS:
-        p, r = by.get(("pytorch", config)), by.get(("ricci", config))
-        if p is None:
+        ps = [r for r in rows if r["impl"] == "pytorch" and r["config"] == config]
+        rs = [r for r in rows if r["impl"] == "ricci" and r["config"] == config]
+        if not ps:
             continue
-        if r is None:
-            lines.append(f"| {config} | {p['tokens_per_s']:.0f} | - | - | {p['peak_rss_mb']:.0f} | - | - |")
+        p_tok, p_rss = median([p["tokens_per_s"] for p in ps]), median([p["peak_rss_mb"] for p in ps])
+        if not rs:
+            lines.append(f"| {config} | {p_tok:.0f} | - | - | {p_rss:.0f} | - | - |")
             continue
+        pairs = list(zip(ps, rs))
         lines.append(
-            f"| {config} | {p['tokens_per_s']:.0f} | {r['tokens_per_s']:.0f} | "
-            f"{r['tokens_per_s'] / p['tokens_per_s']:.2f}x | {p['peak_rss_mb']:.0f} | {r['peak_rss_mb']:.0f} | "
-            f"{r['peak_rss_mb'] / p['peak_rss_mb']:.2f}x |"
+            f"| {config} | {p_tok:.0f} | {median([r['tokens_per_s'] for r in rs]):.0f} | "
+            f"{ratio([r['tokens_per_s'] / p['tokens_per_s'] for p, r in pairs])} | {p_rss:.0f} | "
+            f"{median([r['peak_rss_mb'] for r in rs]):.0f} | "
+            f"{ratio([r['peak_rss_mb'] / p['peak_rss_mb'] for p, r in pairs])} |"
         )
     return "\n".join(lines)
 
@@ -256,6 +272,7 @@ def main():
     ap.add_argument("--ricci", metavar="PATH", help="the ricci binary, to run it in the same run")
     ap.add_argument("--ricci-steps", type=int, default=50, help="steps of `ricci train` per config")
     ap.add_argument("--ricci-data", metavar="FILE", help="text for ricci (default: 65 random characters)")
+    ap.add_argument("--rounds", type=int, default=1, help="alternating (ricci, PyTorch) rounds per config")
     ap.add_argument("--omp-passive", action="store_true", help="OMP_WAIT_POLICY=PASSIVE for PyTorch (busy machines)")
     ap.add_argument("--worker", choices=sorted(CONFIGS), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -272,15 +289,18 @@ def main():
     log(f"load average before: {load:.2f}")
     if load > 0.5:
         log("warning: the machine is busy; the figures are noisy (see --omp-passive)")
+    if args.rounds < 1:
+        ap.error("--rounds must be at least 1")
     rows = []
     for c in configs:
-        if args.ricci:
-            log(f"ricci {c} ...")
-            rows.append(run_ricci(args.ricci, c, args.ricci_steps, args.threads, args.ricci_data))
+        for rnd in range(args.rounds):
+            if args.ricci:
+                log(f"ricci {c} (round {rnd + 1}) ...")
+                rows.append(run_ricci(args.ricci, c, args.ricci_steps, args.threads, args.ricci_data))
+                print(json.dumps(rows[-1]), flush=True)
+            log(f"pytorch {c} (round {rnd + 1}) ...")
+            rows.append(run_pytorch(c, args.threads, args.warmup, args.steps, args.seed, args.omp_passive))
             print(json.dumps(rows[-1]), flush=True)
-        log(f"pytorch {c} ...")
-        rows.append(run_pytorch(c, args.threads, args.warmup, args.steps, args.seed, args.omp_passive))
-        print(json.dumps(rows[-1]), flush=True)
     log(f"load average after: {os.getloadavg()[0]:.2f}")
     print()
     print(f"threads {args.threads}")

@@ -32,9 +32,14 @@ then repetitions until 1 s or 50 runs (at least 5), median.
 ricci: `ricci bench --filter hessian --json` with RICCI_NUM_THREADS=N (the
 harness's own warm-up and median).
 
+On a shared machine whose speed drifts from minute to minute, `--rounds N`
+repeats (ricci, PyTorch, JAX) N times for each thread count, alternating,
+and the table gives each library's median over the rounds and the median of
+the per-round ratios with their range [min-max].
+
 Usage (from the repository root; a venv with torch and jax):
   cargo build --release -p ricci-cli
-  python bench/hessian_compare.py [--threads 1,2]
+  python bench/hessian_compare.py [--threads 1,2] [--rounds 5]
 Prints one JSON line per measurement, then a markdown table.
 """
 
@@ -188,42 +193,73 @@ def run_ricci(binary, threads):
     return res
 
 
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--ricci", default=str(ROOT / "target/release/ricci"))
+    ap.add_argument("--rounds", type=int, default=1, help="alternating rounds; medians over rounds")
     ap.add_argument("--worker", nargs=2, metavar=("LIB", "THREADS"))
     args = ap.parse_args()
     if args.worker:
         worker(args.worker[0], int(args.worker[1]))
         return
+    if args.rounds < 1:
+        sys.exit("error: --rounds must be at least 1")
     print(f"load before: {os.getloadavg()}", file=sys.stderr)
     results = []
-    for threads in [int(t) for t in args.threads.split(",")]:
-        results += run_ricci(args.ricci, threads)
-        for lib in ["torch", "jax"]:
-            env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-            out = subprocess.run(
-                [sys.executable, __file__, "--worker", lib, str(threads)],
-                stdout=subprocess.PIPE, text=True, env=env, check=True,
-            ).stdout
-            results += [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    for r in results:
-        print(json.dumps(r))
+    for rnd in range(args.rounds):
+        for threads in [int(t) for t in args.threads.split(",")]:
+            batch = run_ricci(args.ricci, threads)
+            for lib in ["torch", "jax"]:
+                env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+                out = subprocess.run(
+                    [sys.executable, __file__, "--worker", lib, str(threads)],
+                    stdout=subprocess.PIPE, text=True, env=env, check=True,
+                ).stdout
+                batch += [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+            for r in batch:
+                r["round"] = rnd
+                print(json.dumps(r), flush=True)
+            results += batch
     print(f"load after: {os.getloadavg()}", file=sys.stderr)
-    t = {(r["lib"], r["threads"], r["row"]): r["median_s"] for r in results}
+    t = {}
+    for r in results:
+        t.setdefault((r["lib"], r["threads"], r["row"]), {})[r["round"]] = r["median_s"]
+
+    def med(lib, threads, row):
+        v = t.get((lib, threads, row))
+        return median(list(v.values())) if v else None
+
+    def ratio(num, den, threads, num_row, den_row=None):
+        """Median and range over rounds of num's time over den's time."""
+        a, b = t.get((num, threads, num_row)), t.get((den, threads, den_row or num_row))
+        rs = [a[i] / b[i] for i in a if b and i in b] if a else []
+        if not rs:
+            return "-"
+        spread = f" [{min(rs):.2f}-{max(rs):.2f}]" if len(rs) > 1 else ""
+        return f"{median(rs):.2f}{spread}"
+
+    if args.rounds > 1:
+        print(f"\n{args.rounds} alternating rounds: times are medians over rounds; ratios are medians of per-round ratios [min-max]")
     print("\n| threads | row | ricci ms | PyTorch ms | JAX ms | PyTorch / ricci | JAX / ricci |")
     print("|---|---|---|---|---|---|---|")
     for threads in sorted({r["threads"] for r in results}):
         for row in ["grad", "hvp", "lanczos80"]:
-            ri, to, ja = (t.get((lib, threads, row)) for lib in ["ricci", "torch", "jax"])
+            ri, to, ja = (med(lib, threads, row) for lib in ["ricci", "torch", "jax"])
             if None in (ri, to, ja):
                 continue
-            print(f"| {threads} | {row} | {ri*1e3:.2f} | {to*1e3:.2f} | {ja*1e3:.2f} | {to/ri:.2f} | {ja/ri:.2f} |")
-        if (("ricci", threads, "hvp") in t) and (("ricci", threads, "grad") in t):
-            print(f"| {threads} | hvp / grad | {t[('ricci', threads, 'hvp')] / t[('ricci', threads, 'grad')]:.2f} | "
-                  f"{t[('torch', threads, 'hvp')] / t[('torch', threads, 'grad')]:.2f} | "
-                  f"{t[('jax', threads, 'hvp')] / t[('jax', threads, 'grad')]:.2f} | | |")
+            print(f"| {threads} | {row} | {ri*1e3:.2f} | {to*1e3:.2f} | {ja*1e3:.2f} | "
+                  f"{ratio('torch', 'ricci', threads, row)} | {ratio('jax', 'ricci', threads, row)} |")
+        if med("ricci", threads, "hvp") and med("ricci", threads, "grad"):
+            print(f"| {threads} | hvp / grad | {ratio('ricci', 'ricci', threads, 'hvp', 'grad')} | "
+                  f"{ratio('torch', 'torch', threads, 'hvp', 'grad')} | "
+                  f"{ratio('jax', 'jax', threads, 'hvp', 'grad')} | | |")
 
 
 if __name__ == "__main__":
