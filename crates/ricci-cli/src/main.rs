@@ -61,7 +61,24 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(e),
     };
     ricci::kernels::par::init_from_env();
+    // On a pool thread, so each parallel op is a fork-join on the pool
+    // rather than a hand-off to it (see `on_pool`). `bench` installs a pool
+    // of its own for each thread count, so it stays on the main thread.
     let result = match cli.command {
+        Command::Bench(args) => bench::run(&args),
+        command => ricci::kernels::par::on_pool(move || run(command)),
+    };
+    match result {
+        Ok(code) => code,
+        Err(CliError(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<ExitCode, CliError> {
+    match command {
         Command::Train(args) => train::run(&args),
         Command::Sample(args) => train::sample(&args),
         Command::Embed(args) => embed::run_embed(&args),
@@ -71,13 +88,6 @@ fn main() -> ExitCode {
         Command::Compress(args) => compress::run(&args),
         Command::Analyze(args) => analyze::run(&args),
         Command::Bench(args) => bench::run(&args),
-    };
-    match result {
-        Ok(code) => code,
-        Err(CliError(msg)) => {
-            eprintln!("error: {msg}");
-            ExitCode::FAILURE
-        }
     }
 }
 

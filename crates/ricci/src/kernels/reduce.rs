@@ -237,6 +237,19 @@ pub fn dot_slice<T: Element>(x: &[T], y: &[T]) -> T {
     T::from_f64(total)
 }
 
+/// `Σ x[j]²` in f64: [`dot_slice`] of `x` with itself per chunk of 64k
+/// elements (in parallel when large), the chunks' sums added in order, so
+/// the result does not depend on the thread count.
+pub fn sum_squares<T: Element>(x: &[T]) -> f64 {
+    let chunk = |c: &[T]| dispatch_kernel(DotSlice { x: c, y: c }).to_f64();
+    if x.len() >= PAR_MIN_ELEMS && threads() > 1 {
+        let parts: Vec<f64> = x.par_chunks(64 * 1024).map(chunk).collect();
+        parts.iter().sum()
+    } else {
+        x.chunks(64 * 1024).map(chunk).sum()
+    }
+}
+
 /// [`dot_slice`] as a [`Kernel`].
 struct DotSlice<'a, T> {
     x: &'a [T],
@@ -586,6 +599,30 @@ fn softmax_columns<T: Element>(src: &[&[T]], mut out: Vec<&mut [T]>, log: bool) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sum_squares_matches_naive_and_not_the_thread_count() {
+        // Lengths below, at and across the 64k chunks and the 1024 blocks.
+        for n in [0usize, 1, 31, 1025, 65_536, 200_003] {
+            let x: Vec<f32> = (0..n)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.013)
+                .collect();
+            let naive: f64 = x.iter().map(|&v| (v as f64) * (v as f64)).sum();
+            let on = |t: usize| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(t)
+                    .build()
+                    .unwrap()
+                    .install(|| sum_squares(&x))
+            };
+            let (one, two) = (on(1), on(2));
+            assert!(
+                (one - naive).abs() <= 1e-6 * naive.max(1e-30),
+                "n {n}: {one} vs {naive}"
+            );
+            assert_eq!(one.to_bits(), two.to_bits(), "n {n}: 1 vs 2 threads");
+        }
+    }
 
     #[test]
     fn middle_reduction_matches_naive() {

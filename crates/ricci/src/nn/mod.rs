@@ -39,7 +39,7 @@ pub use structured::{
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
-use crate::tensor::{with_dtype, Element, Storage, Tensor};
+use crate::tensor::{with_dtype, Storage, Tensor};
 
 /// A trainable parameter: a leaf tensor that requires grad and owns its
 /// storage, so an optimizer can update it in place. Cloning a `Var` gives a
@@ -196,6 +196,6 @@ pub(crate) fn prefixed(prefix: &str, child: &dyn Module) -> Vec<(String, Var)> {
 pub(crate) fn sum_squares(t: &Tensor) -> f64 {
     with_slice(
         t,
-        |s, off| with_dtype!(s, T, v => v[off..off + t.numel()].iter().map(|x| { let x = x.to_f64(); x * x }).sum()),
+        |s, off| with_dtype!(s, T, v => crate::kernels::reduce::sum_squares(&v[off..off + t.numel()])),
     )
 }

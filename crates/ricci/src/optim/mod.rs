@@ -71,12 +71,14 @@ pub fn clip_grad_norm(grads: &mut Grads, params: &[Var], max_norm: f64) -> Resul
             format!("max_norm must be > 0, got {max_norm}"),
         ));
     }
-    let total: f64 = params
+    // One task per gradient, the squares added in parameter order (so the
+    // norm does not depend on the thread count).
+    let present: Vec<&Tensor> = params
         .iter()
         .filter_map(|p| grads.get(p.tensor()))
-        .map(sum_squares)
-        .sum::<f64>()
-        .sqrt();
+        .collect();
+    let squares: Vec<f64> = present.par_iter().map(|g| sum_squares(g)).collect();
+    let total = squares.iter().sum::<f64>().sqrt();
     let coef = max_norm / (total + 1e-6);
     if coef < 1.0 {
         for p in params {
