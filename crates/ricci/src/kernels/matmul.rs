@@ -94,7 +94,7 @@ pub fn matmul<T: MatmulElement>(
     // A batch that splits evenly over the threads (or is long enough for
     // the remainder not to matter) runs one sequential product per task,
     // whatever the product's size: no synchronisation inside a product.
-    let even = batch % nthreads == 0 || batch >= 4 * nthreads;
+    let even = batch.is_multiple_of(nthreads) || batch >= 4 * nthreads;
     if nthreads > 1 && batch > 1 && (even || macs < SEQ_BELOW_MACS) {
         (0..batch).into_par_iter().for_each(|i| one(i, Par::Seq));
     } else if nthreads > 1 && macs >= SEQ_BELOW_MACS {
