@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import THREAD_ENV, cpu_model, log, median_seconds  # noqa: E402
+from compare import THREAD_ENV, cpu_model, log, median_seconds, run_ricci  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -104,20 +104,6 @@ def worker(threads, quick):
         results.append(out)
         log(f"refs   {row['name']:<24} {threads}  " + "  ".join(f"{k} {v * 1e3:.3f} ms" for k, v in out.items() if k.endswith("_s")))
     json.dump({"rows": results, "info": {"numpy": np.__version__, "torch": torch_info, "opt_einsum": getattr(oe, "__version__", None)}}, sys.stdout)
-
-
-def run_ricci(args):
-    exe = Path(args.ricci)
-    if not exe.is_file():
-        sys.exit(f"error: {exe} not found; build it first: cargo build --release -p ricci-cli")
-    cmd = [str(exe), "bench", "--json", "--filter", args.filter, "--threads", args.threads]
-    if args.quick:
-        cmd.append("--quick")
-    log("running " + " ".join(cmd))
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
-    if proc.returncode != 0:
-        sys.exit(f"error: {' '.join(cmd)} exited with {proc.returncode}")
-    return json.loads(proc.stdout)
 
 
 def run_refs(rows, threads, quick):
