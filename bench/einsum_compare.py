@@ -20,14 +20,17 @@ exhaustive search takes seconds to minutes) and opt_einsum.contract_path
 (optimize='optimal' up to 8 operands, 'dp' beyond) when opt_einsum is installed.
 
 Timing: the method of bench/compare.py (warm-up, then repetitions until
-about 0.5 s or 100 runs, at least 3; the median).
+about 0.5 s or 100 runs, at least 3; the median). `--rounds N` alternates
+(ricci, references 1 thread, references 2 threads) N times; each time is
+then the median over rounds and each ratio the median of the per-round
+ratios with their [min-max].
 
 Usage (from the repository root):
   cargo build --release -p ricci-cli
   python -m venv /tmp/venv-einsum
   /tmp/venv-einsum/bin/pip install numpy opt_einsum
   /tmp/venv-einsum/bin/pip install torch --index-url https://download.pytorch.org/whl/cpu
-  /tmp/venv-einsum/bin/python bench/einsum_compare.py [--threads 1,2] [--quick]
+  /tmp/venv-einsum/bin/python bench/einsum_compare.py [--threads 1,2] [--quick] [--rounds 3]
 """
 
 import argparse
@@ -124,8 +127,25 @@ def ms(seconds):
     return "-" if seconds is None else f"{seconds * 1e3:.3f}"
 
 
-def ratio(ref, ours):
-    return "-" if ref is None else f"{ref / ours:.2f}"
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
+
+
+def ratio(refs, ours):
+    """Median per-round ratio reference/ricci, with its range over rounds."""
+    pairs = [(r, o) for r, o in zip(refs, ours) if r is not None]
+    if not pairs:
+        return "-"
+    rs = [r / o for r, o in pairs]
+    spread = f" [{min(rs):.2f}-{max(rs):.2f}]" if len(rs) > 1 else ""
+    return f"{median(rs):.2f}{spread}"
+
+
+def med_or_none(xs):
+    xs = [x for x in xs if x is not None]
+    return median(xs) if xs else None
 
 
 def main():
@@ -134,19 +154,30 @@ def main():
     ap.add_argument("--filter", default="einsum", help="rows whose name or shape contains WORD (default einsum)")
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     ap.add_argument("--quick", action="store_true", help="fewer repetitions (smoke test)")
+    ap.add_argument("--rounds", type=int, default=1, help="alternating rounds; medians over rounds")
     ap.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker is not None:
         return worker(args.worker, args.quick)
+    if args.rounds < 1:
+        sys.exit("error: --rounds must be at least 1")
 
     load_before = os.getloadavg()
     started = datetime.datetime.now()
-    ricci_rows = [r for r in run_ricci(args) if r["name"].startswith("einsum")]
-    counts = sorted({r["threads"] for r in ricci_rows})
-    refs = {t: run_refs(ricci_rows, t, args.quick) for t in counts}
+    rounds = []
+    info = None
+    for i in range(args.rounds):
+        if args.rounds > 1:
+            log(f"round {i + 1} of {args.rounds}")
+        ricci_rows = [r for r in run_ricci(args) if r["name"].startswith("einsum")]
+        counts = sorted({r["threads"] for r in ricci_rows})
+        refs = {t: run_refs(ricci_rows, t, args.quick) for t in counts}
+        info = info or next(iter(refs.values()))["info"]
+        ours = {(r["name"], r["threads"]): r["median_s"] for r in ricci_rows}
+        ref = {(r["name"], r["threads"]): r for run in refs.values() for r in run["rows"]}
+        rounds.append((ricci_rows, ours, ref))
     load_after = os.getloadavg()
-    ref = {(r["name"], r["threads"]): r for run in refs.values() for r in run["rows"]}
-    info = next(iter(refs.values()))["info"]
+    ricci_rows = rounds[0][0]
 
     print(f"## ricci einsum vs numpy and torch, {started:%Y-%m-%d %H:%M}")
     print()
@@ -154,19 +185,28 @@ def main():
     print(f"- numpy {info['numpy']} (optimize='optimal'); {info['torch']}; opt_einsum {info['opt_einsum']}")
     print(f"- load average before / after: {load_before[0]:.2f} / {load_after[0]:.2f} (above ~0.2 the figures are noisy)")
     print("- ratio = reference time / ricci time (> 1: ricci faster); ricci's time includes planning on every call, as numpy's and torch's do")
+    if args.rounds > 1:
+        print(f"- {args.rounds} alternating rounds: times are medians over rounds, ratios medians of the per-round ratios [min-max]")
     print()
     print("| row | equation and sizes | threads | ricci ms | numpy ms | torch ms | numpy/ricci | torch/ricci |")
     print("|---|---|--:|--:|--:|--:|--:|--:|")
     for r in ricci_rows:
-        n = ref.get((r["name"], r["threads"]), {})
-        ours = r["median_s"]
+        k = (r["name"], r["threads"])
+        ours = [o[k] for _, o, _ in rounds]
+        per = [ref.get(k, {}) for _, _, ref in rounds]
+        numpy_s = [n.get("numpy_s") for n in per]
         if r["name"].startswith("einsum_plan"):
-            oe_s = n.get("opt_einsum_s")
-            torch_cell = f"opt_einsum {n.get('opt_einsum_how')}: {ms(oe_s)}" if oe_s is not None else "-"
+            oe_s = [n.get("opt_einsum_s") for n in per]
+            how = per[0].get("opt_einsum_how")
+            torch_cell = f"opt_einsum {how}: {ms(med_or_none(oe_s))}" if med_or_none(oe_s) is not None else "-"
             torch_ratio = ratio(oe_s, ours)
         else:
-            torch_cell, torch_ratio = ms(n.get("torch_s")), ratio(n.get("torch_s"), ours)
-        print(f"| {r['name']} | `{r['shape']}` | {r['threads']} | {ms(ours)} | {ms(n.get('numpy_s'))} | {torch_cell} | {ratio(n.get('numpy_s'), ours)} | {torch_ratio} |")
+            torch_s = [n.get("torch_s") for n in per]
+            torch_cell, torch_ratio = ms(med_or_none(torch_s)), ratio(torch_s, ours)
+        print(
+            f"| {r['name']} | `{r['shape']}` | {r['threads']} | {ms(median(ours))} | {ms(med_or_none(numpy_s))} | "
+            f"{torch_cell} | {ratio(numpy_s, ours)} | {torch_ratio} |"
+        )
 
 
 if __name__ == "__main__":
