@@ -43,6 +43,7 @@ import os
 import platform
 import subprocess
 import sys
+from statistics import median
 import time
 from pathlib import Path
 
@@ -243,6 +244,12 @@ def throughput(row):
     return float("nan"), "(time only)"
 
 
+def throughput_at(row, seconds):
+    """The row's throughput had it taken `seconds` (its work is fixed)."""
+    value, unit = throughput(row)
+    return value * row["median_s"] / seconds, unit
+
+
 def cpu_model():
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -251,12 +258,6 @@ def cpu_model():
     except OSError:
         pass
     return platform.processor() or "unknown CPU"
-
-
-def median(xs):
-    xs = sorted(xs)
-    n = len(xs)
-    return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
 
 
 def key(r):
@@ -291,9 +292,9 @@ def main():
         ref = {key(r): r for run in numpy_runs.values() for r in run["rows"]}
         copy = {t: numpy_runs[t]["copy_gbps"] for t in thread_counts}
         info = info or next(iter(numpy_runs.values()))["info"]
-        rounds.append((ricci_rows, ref, copy))
+        rounds.append(({key(r): r for r in ricci_rows}, ref, copy))
     load_after = os.getloadavg()
-    ricci_rows, _, _ = rounds[0]
+    ricci_rows = list(rounds[0][0].values())
     thread_counts = sorted({r["threads"] for r in ricci_rows})
 
     print(f"## ricci vs numpy, {started:%Y-%m-%d %H:%M}")
@@ -315,18 +316,16 @@ def main():
     print("|---|---|---|--:|--:|--:|--:|--:|--:|--:|")
     for r in ricci_rows:
         k = key(r)
-        mine = [next(x for x in rr if key(x) == k) for rr, _, _ in rounds]
+        mine = [rr[k] for rr, _, _ in rounds]
         theirs = [ref.get(k) for _, ref, _ in rounds]
         t_mine = median([x["median_s"] for x in mine])
-        value, unit = throughput(r)
-        value = value * r["median_s"] / t_mine if value == value else value
+        value, unit = throughput_at(r, t_mine)
         cells = [r["name"], r["dtype"], r["shape"], str(r["threads"]), f"{t_mine * 1e3:.3f}", f"{value:.1f} {unit}"]
         if any(n is None for n in theirs):
             cells += ["-", "-", "-"]
         else:
             t_np = median([n["median_s"] for n in theirs])
-            n_value, _ = throughput(theirs[0])
-            n_value = n_value * theirs[0]["median_s"] / t_np if n_value == n_value else n_value
+            n_value, _ = throughput_at(theirs[0], t_np)
             ratios = [n["median_s"] / x["median_s"] for n, x in zip(theirs, mine)]
             spread = f" [{min(ratios):.2f}-{max(ratios):.2f}]" if len(ratios) > 1 else ""
             cells += [f"{t_np * 1e3:.3f}", f"{n_value:.1f} {unit}", f"{median(ratios):.2f}{spread}"]

@@ -40,6 +40,7 @@ import os
 import platform
 import subprocess
 import sys
+from statistics import median
 import time
 from pathlib import Path
 
@@ -125,12 +126,6 @@ def run_refs(rows, threads, quick):
 
 def ms(seconds):
     return "-" if seconds is None else f"{seconds * 1e3:.3f}"
-
-
-def median(xs):
-    xs = sorted(xs)
-    n = len(xs)
-    return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
 
 
 def ratio(refs, ours):

@@ -49,7 +49,7 @@ import importlib.util
 import json
 import os
 import resource
-import statistics
+from statistics import median
 import subprocess
 import sys
 import tempfile
@@ -114,7 +114,7 @@ def torch_worker(config, threads, warmup, steps, seed):
         if i >= warmup:
             times.append(dt)
 
-    median = statistics.median(times)
+    step = median(times)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
     print(
         json.dumps(
@@ -123,8 +123,8 @@ def torch_worker(config, threads, warmup, steps, seed):
                 "config": config,
                 "threads": threads,
                 "steps": steps,
-                "tokens_per_s": batch * block / median,
-                "step_ms_median": 1e3 * median,
+                "tokens_per_s": batch * block / step,
+                "step_ms_median": 1e3 * step,
                 "step_ms_min": 1e3 * min(times),
                 "peak_rss_mb": peak,
                 "baseline_rss_mb": baseline,
@@ -223,12 +223,6 @@ def run_ricci(binary, config, steps, threads, data=None):
 
 
 # ---------------------------------------------------------------- report
-
-
-def median(xs):
-    xs = sorted(xs)
-    n = len(xs)
-    return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
 
 
 def table(rows):

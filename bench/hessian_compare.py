@@ -46,7 +46,7 @@ Prints one JSON line per measurement, then a markdown table.
 import argparse
 import json
 import os
-import statistics
+from statistics import median
 import subprocess
 import sys
 import time
@@ -65,7 +65,7 @@ def median_seconds(fn):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return median(times)
 
 
 def lanczos_top5(np, hvp, v0, steps):
@@ -191,12 +191,6 @@ def run_ricci(binary, threads):
     for r in json.loads(out):
         res.append({"lib": "ricci", "threads": threads, "row": r["name"].removeprefix("hessian_"), "median_s": r["median_s"]})
     return res
-
-
-def median(xs):
-    xs = sorted(xs)
-    n = len(xs)
-    return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
 
 
 def main():

@@ -64,9 +64,11 @@ fn main() -> ExitCode {
     // On a pool thread, so each parallel op is a fork-join on the pool
     // rather than a hand-off to it (see `on_pool`). `bench` installs a pool
     // of its own for each thread count, so it stays on the main thread.
-    let result = match cli.command {
-        Command::Bench(args) => bench::run(&args),
-        command => ricci::kernels::par::on_pool(move || run(command)),
+    let command = cli.command;
+    let result = if matches!(command, Command::Bench(_)) {
+        run(command)
+    } else {
+        ricci::kernels::par::on_pool(move || run(command))
     };
     match result {
         Ok(code) => code,

@@ -41,10 +41,11 @@ pub fn init_from_env() {
 /// A parallel op called from a thread outside the pool hands its work to
 /// the pool and sleeps until it is done, so every op costs two cross-thread
 /// wake-ups; called from a pool thread, the caller works on it and the other
-/// threads steal. A training step makes hundreds of such calls: run from
-/// `main`, a GPT step measured 470 context switches against 58 from inside
-/// the pool, and was up to a quarter slower on a 2-core VM. `ricci`'s
-/// commands run this way; programs that loop over many ops should too.
+/// threads steal. A training step makes hundreds of such calls: a tiny GPT
+/// step on a 2-core VM measured about 470 context switches from `main`
+/// against 58 from inside the pool, and a median step of 56.5 against
+/// 54.2 ms. `ricci`'s commands run this way; programs that loop over many
+/// ops should too.
 ///
 /// ```
 /// let inside = ricci::kernels::par::on_pool(|| rayon::current_thread_index().is_some());
@@ -67,9 +68,12 @@ pub fn fill<T: Copy + Send + Sync>(out: &mut [T], value: T) {
 }
 
 /// Writes `row` into every row of `out` (`out.len()` a multiple of
-/// `row.len()`, which is not empty), in parallel when large.
+/// `row.len()`), in parallel when large. An empty row writes nothing.
 pub fn fill_rows<T: Copy + Send + Sync>(out: &mut [T], row: &[T]) {
     let n = row.len();
+    if n == 0 {
+        return;
+    }
     let fill = |c: &mut [T]| c.chunks_exact_mut(n).for_each(|r| r.copy_from_slice(row));
     if out.len() >= PAR_MIN_ELEMS && threads() > 1 {
         let rows = rows_per_task(out.len() / n, n);

@@ -193,13 +193,8 @@ pub fn dot_rows<T: Element>(a: &[T], b: &[T], k: usize, out: &mut [T]) {
     }
     let par = a.len() >= PAR_MIN_ELEMS && threads() > 1;
     let dot = |x: &[T], y: &[T]| dispatch_kernel(DotSlice { x, y });
-    if par && out.len() == 1 {
-        let total: f64 = a
-            .par_chunks(64 * 1024)
-            .zip(b.par_chunks(64 * 1024))
-            .map(|(x, y)| dot(x, y).to_f64())
-            .sum();
-        out[0] = T::from_f64(total);
+    if out.len() == 1 {
+        out[0] = T::from_f64(dot_f64(a, b));
     } else if par {
         out.par_iter_mut()
             .zip(a.par_chunks(k).zip(b.par_chunks(k)))
@@ -237,16 +232,22 @@ pub fn dot_slice<T: Element>(x: &[T], y: &[T]) -> T {
     T::from_f64(total)
 }
 
-/// `Σ x[j]²` in f64: [`dot_slice`] of `x` with itself per chunk of 64k
-/// elements (in parallel when large), the chunks' sums added in order, so
-/// the result does not depend on the thread count.
-pub fn sum_squares<T: Element>(x: &[T]) -> f64 {
-    let chunk = |c: &[T]| dispatch_kernel(DotSlice { x: c, y: c }).to_f64();
+/// `Σ x[j] y[j]` of two equally long slices, in f64: [`dot_slice`] per
+/// chunk of 64k elements (in parallel when large), the chunks' sums added
+/// in order, so the result does not depend on the thread count.
+pub fn dot_f64<T: Element>(x: &[T], y: &[T]) -> f64 {
+    debug_assert_eq!(x.len(), y.len());
+    const CHUNK: usize = 64 * 1024;
+    let dot = |(x, y): (&[T], &[T])| dispatch_kernel(DotSlice { x, y }).to_f64();
     if x.len() >= PAR_MIN_ELEMS && threads() > 1 {
-        let parts: Vec<f64> = x.par_chunks(64 * 1024).map(chunk).collect();
+        let parts: Vec<f64> = x
+            .par_chunks(CHUNK)
+            .zip(y.par_chunks(CHUNK))
+            .map(dot)
+            .collect();
         parts.iter().sum()
     } else {
-        x.chunks(64 * 1024).map(chunk).sum()
+        x.chunks(CHUNK).zip(y.chunks(CHUNK)).map(dot).sum()
     }
 }
 
@@ -601,7 +602,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sum_squares_matches_naive_and_not_the_thread_count() {
+    fn dot_f64_matches_naive_and_not_the_thread_count() {
         // Lengths below, at and across the 64k chunks and the 1024 blocks.
         for n in [0usize, 1, 31, 1025, 65_536, 200_003] {
             let x: Vec<f32> = (0..n)
@@ -613,7 +614,7 @@ mod tests {
                     .num_threads(t)
                     .build()
                     .unwrap()
-                    .install(|| sum_squares(&x))
+                    .install(|| dot_f64(&x, &x))
             };
             let (one, two) = (on(1), on(2));
             assert!(

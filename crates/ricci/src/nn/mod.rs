@@ -196,6 +196,6 @@ pub(crate) fn prefixed(prefix: &str, child: &dyn Module) -> Vec<(String, Var)> {
 pub(crate) fn sum_squares(t: &Tensor) -> f64 {
     with_slice(
         t,
-        |s, off| with_dtype!(s, T, v => crate::kernels::reduce::sum_squares(&v[off..off + t.numel()])),
+        |s, off| with_dtype!(s, T, v => { let v = &v[off..off + t.numel()]; crate::kernels::reduce::dot_f64(v, v) }),
     )
 }

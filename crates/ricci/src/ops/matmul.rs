@@ -227,9 +227,7 @@ fn linear_bias(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
             let bs = s[2].as_slice::<T>().expect("dtypes checked");
             let bs = &bs[bias.layout().offset()..bias.layout().offset() + out_f];
             let mut out = alloc_uninit::<T>(rows * out_f);
-            if out_f > 0 {
-                crate::kernels::par::fill_rows(&mut out, bs);
-            }
+            crate::kernels::par::fill_rows(&mut out, bs);
             k::matmul(xs, &opx, ws, &opw, rows, in_f, out_f, &mut out, true);
             Tensor::from_typed(out, &[rows, out_f])
         })

@@ -185,11 +185,12 @@ pub fn alloc_uninit<T: Element>(n: usize) -> Vec<T> {
 const HUGE_PAGE_MIN_BYTES: usize = 4 << 20;
 
 /// Asks Linux to back the 2 MB-aligned part of a fresh buffer with huge
-/// pages (taking effect at first touch; a buffer the allocator reused and
-/// zeroed is left to the kernel's background collapsing): one TLB entry per 2 MB instead of per 4 KB, which
-/// matters for strided reads (a diagonal, a matrix column) and for the
-/// packing of large matrix products, and one page fault per 2 MB. Advisory:
-/// a kernel without transparent huge pages ignores it.
+/// pages: one TLB entry per 2 MB instead of per 4 KB, which matters for
+/// strided reads (a diagonal, a matrix column) and for the packing of large
+/// matrix products, and one page fault per 2 MB. It takes effect at first
+/// touch; a buffer the allocator reused (and zeroed) is left to the
+/// kernel's background collapsing. Advisory: a kernel without transparent
+/// huge pages ignores it.
 fn advise_huge_pages<T>(v: &[T]) {
     #[cfg(target_os = "linux")]
     {
