@@ -10,11 +10,14 @@ use serde_json::Value;
 
 mod common;
 
-use common::{ricci, run_ok, scratch};
+use common::{ricci, run_ok, scratch, Scratch};
 
 /// A 1-layer, 2-head addition model 16 wide, trained for 40 steps.
-fn trained_run(name: &str) -> PathBuf {
-    common::trained_run(&scratch("analyze", name), 16, 40)
+/// Returns the scratch directory's guard with the run inside it.
+fn trained_run(name: &str) -> (Scratch, PathBuf) {
+    let dir = scratch("analyze", name);
+    let run = common::trained_run(&dir, 16, 40);
+    (dir, run)
 }
 
 fn analyze_json(args: &[&str], path: &Path) -> Value {
@@ -43,7 +46,7 @@ fn floats(v: &Value) -> Vec<f64> {
 
 #[test]
 fn analyzes_a_trained_run_with_hessian_and_plots() {
-    let run = trained_run("run");
+    let (_dir, run) = trained_run("run");
     let report = analyze_json(&["--top-k", "3", "--trace-probes", "20", "--density"], &run);
     // Every 2-D weight: wte, wpe, qkv, proj, fc, proj, lm_head.
     let weights = report["weights"].as_array().unwrap();
@@ -118,7 +121,6 @@ fn analyzes_a_trained_run_with_hessian_and_plots() {
     let stdout = String::from_utf8(text.stdout).unwrap();
     assert!(stdout.contains("blocks.0.attn.qkv.weight") && stdout.contains("top eigenvalues"));
     assert!(stdout.contains(&format!("{:.6}", top[0])), "{stdout}");
-    let _ = std::fs::remove_dir_all(run.parent().unwrap());
 }
 
 #[test]
@@ -143,7 +145,6 @@ fn spectra_of_a_safetensors_file_are_exact() {
     assert!((stable - 20.25 / 16.0).abs() < 1e-12);
     assert!(report.get("hessian").is_none());
     assert!(is_png(&dir.join("weights_analysis/spectra.png")));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -160,7 +161,6 @@ fn finds_the_attention_heads_of_minilm() {
     assert_eq!(heads.len(), 72);
     assert_eq!(floats(&heads[0]["ov"]["singular_values"]).len(), 32);
     assert!(is_png(&out.join("heads.png")));
-    let _ = std::fs::remove_dir_all(&out);
 }
 
 fn one_line_error(args: &[&str], needle: &str) {
@@ -185,5 +185,4 @@ fn bad_input_gives_one_clear_line() {
         &["--checkpoint", junk.to_str().unwrap(), "--data", "x.txt"],
         "--data needs a ricci training directory",
     );
-    let _ = std::fs::remove_dir_all(&empty);
 }

@@ -13,7 +13,7 @@ mod common;
 use common::{ricci, run_ok};
 
 /// A fresh directory for one test's files.
-fn scratch(name: &str) -> PathBuf {
+fn scratch(name: &str) -> common::Scratch {
     common::scratch("decompose", name)
 }
 

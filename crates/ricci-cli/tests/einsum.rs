@@ -2,21 +2,15 @@
 //! against loops here, dtype promotion, `--json` and `--explain` planning
 //! without data, and one clear error line for bad equations, files and shapes.
 
-use std::path::PathBuf;
+mod common;
 
-use assert_cmd::Command;
+use common::ricci;
 use predicates::prelude::*;
 use ricci::{io, Tensor};
 
-fn ricci() -> Command {
-    Command::cargo_bin("ricci").expect("the ricci binary is built for integration tests")
-}
-
-/// A fresh directory for one test's files.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ricci_cli_einsum_{name}_{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory for one test's files, removed when dropped.
+fn scratch(name: &str) -> common::Scratch {
+    common::scratch("einsum", name)
 }
 
 fn values(n: usize, seed: f64) -> Vec<f64> {

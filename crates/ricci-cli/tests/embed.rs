@@ -5,11 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
+mod common;
 
-fn ricci() -> Command {
-    Command::cargo_bin("ricci").expect("the ricci binary is built for integration tests")
-}
+use common::{ricci, scratch};
 
 fn model_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/all-MiniLM-L6-v2");
@@ -19,10 +17,6 @@ fn model_dir() -> PathBuf {
         dir.display()
     );
     dir
-}
-
-fn temp(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("ricci-cli-embed-{name}-{}", std::process::id()))
 }
 
 /// Runs `ricci` and returns stdout, asserting success.
@@ -49,7 +43,8 @@ fn fails(args: &[&str]) -> String {
 #[test]
 fn embed_json_gives_unit_vectors_one_per_text_in_order() {
     let dir = model_dir();
-    let input = temp("input.txt");
+    let tmp = scratch("embed", "input");
+    let input = tmp.join("input.txt");
     std::fs::write(&input, "from the file\n\nlast line\n").unwrap();
     let stdout = ok(&[
         "embed",
@@ -81,13 +76,13 @@ fn embed_json_gives_unit_vectors_one_per_text_in_order() {
     }
     // Both empty texts embed identically.
     assert_eq!(rows[1], rows[3]);
-    std::fs::remove_file(&input).ok();
 }
 
 #[test]
 fn embed_writes_an_npy_that_matches_the_printed_vectors() {
     let dir = model_dir();
-    let out = temp("out.npy");
+    let tmp = scratch("embed", "npy");
+    let out = tmp.join("out.npy");
     let printed = ok(&[
         "embed",
         "--model",
@@ -116,7 +111,6 @@ fn embed_writes_an_npy_that_matches_the_printed_vectors() {
     for (a, b) in data.iter().zip(lines.iter().flatten()) {
         assert!((a - b).abs() <= 1e-6, "{a} vs printed {b}");
     }
-    std::fs::remove_file(&out).ok();
 }
 
 #[test]
@@ -162,8 +156,7 @@ fn a_missing_model_folder_is_one_error_line() {
 #[test]
 fn a_folder_missing_its_weights_or_a_tensor_is_one_error_line() {
     let dir = model_dir();
-    let broken = temp("broken-model");
-    std::fs::create_dir_all(&broken).unwrap();
+    let broken = scratch("embed", "broken-model");
     for f in [
         "config.json",
         "tokenizer.json",
@@ -194,7 +187,6 @@ fn a_folder_missing_its_weights_or_a_tensor_is_one_error_line() {
         err.contains("missing tensor 'embeddings.position_embeddings.weight'"),
         "{err}"
     );
-    std::fs::remove_dir_all(&broken).ok();
 }
 
 #[test]
@@ -207,11 +199,11 @@ fn bad_input_files_and_empty_requests_are_one_error_line() {
     let err = fails(&["embed", "--model", d, "--input", d]);
     assert!(err.contains("--input"), "{err}");
     // Invalid UTF-8.
-    let bin = temp("binary.txt");
+    let tmp = scratch("embed", "binary");
+    let bin = tmp.join("binary.txt");
     std::fs::write(&bin, [0xff, 0xfe, 0x00, 0x80]).unwrap();
     let err = fails(&["embed", "--model", d, "--input", bin.to_str().unwrap()]);
     assert!(err.contains("UTF-8"), "{err}");
-    std::fs::remove_file(&bin).ok();
     let err = fails(&["embed", "--model", d]);
     assert!(err.contains("no texts given"), "{err}");
     let err = fails(&["embed", "--model", d, "--batch-size", "0", "x"]);

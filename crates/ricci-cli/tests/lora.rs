@@ -150,5 +150,4 @@ fn lora_fine_tune_lowers_validation_loss_on_new_text() {
         &["train", "--resume", lora.to_str().unwrap()],
         "LoRA fine-tune",
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

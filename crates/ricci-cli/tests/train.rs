@@ -2,20 +2,15 @@
 //! train in seconds: the files a run writes, bit-exact resumption, and one
 //! clear error line (and no lost checkpoint) for each kind of bad input.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use assert_cmd::Command;
+mod common;
 
-fn ricci() -> Command {
-    Command::cargo_bin("ricci").expect("the ricci binary is built for integration tests")
-}
+use common::ricci;
 
-/// A fresh directory under the system temp dir.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ricci-train-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory under the system temp dir, removed when dropped.
+fn scratch(name: &str) -> common::Scratch {
+    common::scratch("train", name)
 }
 
 /// A small addition model: trains 30 steps in a few seconds.
@@ -123,7 +118,6 @@ fn a_run_writes_its_checkpoint_log_and_plot_and_reports_json() {
         line.starts_with("12+34=") && line.trim_end().len() > 6,
         "{line}"
     );
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -170,8 +164,6 @@ fn a_resumed_run_gives_bit_for_bit_the_losses_of_an_uninterrupted_one() {
     for ((name, x), (_, y)) in a.iter().zip(&b) {
         assert!(x == y, "final weights of {name} differ");
     }
-    std::fs::remove_dir_all(&whole).ok();
-    std::fs::remove_dir_all(&parts).ok();
 }
 
 #[test]
@@ -240,7 +232,6 @@ fn text_training_and_sampling() {
         .output()
         .unwrap();
     one_line_error(&out, "'Z' is not in the model's vocabulary");
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -274,7 +265,6 @@ fn bad_data_files_fail_with_one_line_naming_the_file() {
         !run.exists(),
         "a failed start must not create the run directory"
     );
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -337,8 +327,6 @@ fn foreign_or_torn_checkpoints_are_refused_and_left_intact() {
         .output()
         .unwrap();
     one_line_error(&out, "/no/such/run");
-    std::fs::remove_dir_all(&dir).ok();
-    std::fs::remove_dir_all(&other).ok();
 }
 
 #[cfg(unix)]
@@ -398,5 +386,4 @@ fn ctrl_c_saves_a_checkpoint_that_resumes() {
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["steps"], rows + 5);
     assert_eq!(read(&csv).lines().count() - 1, rows + 5);
-    std::fs::remove_dir_all(&dir).ok();
 }

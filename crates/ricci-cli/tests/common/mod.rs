@@ -14,13 +14,43 @@ pub fn ricci() -> Command {
     Command::cargo_bin("ricci").expect("the ricci binary is built for integration tests")
 }
 
-/// A fresh, empty directory `ricci-<suite>-test-<pid>-<name>` under the system temp dir.
-pub fn scratch(suite: &str, name: &str) -> PathBuf {
+/// A scratch directory that is removed when dropped, so a test leaves
+/// nothing behind in the temp dir, whether it passes or panics.
+pub struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Scratch {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
+}
+
+/// A fresh, empty directory `ricci-<suite>-test-<pid>-<name>` under the
+/// system temp dir, removed when the returned guard is dropped.
+pub fn scratch(suite: &str, name: &str) -> Scratch {
     let dir =
         std::env::temp_dir().join(format!("ricci-{suite}-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Scratch(dir)
 }
 
 /// Runs `cmd` and asserts it succeeded (showing its stderr when not).
