@@ -130,6 +130,30 @@ fn check_qr(dtype: DType) {
             h.name
         );
     }
+    // Larger than the Householder block size (32), with a partial last
+    // block, tall, wide, and a batch large enough to run over the threads.
+    let mut rng = Rng::new(11);
+    for shape in [&[100, 100][..], &[150, 70], &[70, 150], &[3, 100, 90]] {
+        let a = Tensor::randn(shape, dtype, &mut rng);
+        let (m, n) = dims(&a);
+        let k = m.min(n);
+        let tol = 30.0 * (m.max(n) as f64) * eps(dtype);
+        let f = linalg::qr(&a).unwrap();
+        let qtq = f.q.transpose(-2, -1).unwrap().matmul(&f.q).unwrap();
+        assert!(
+            maxdiff(&qtq, &eye_like(k, &batch_of(&a), dtype)) < tol,
+            "{shape:?} QtQ"
+        );
+        assert!(
+            maxdiff(&f.reconstruct().unwrap(), &a) / maxabs(&a) < tol,
+            "{shape:?} QR"
+        );
+        assert_eq!(
+            maxabs(&f.r.tril(-1).unwrap()),
+            0.0,
+            "{shape:?}: R not upper"
+        );
+    }
 }
 
 fn check_eigh(dtype: DType) {
@@ -198,6 +222,23 @@ fn check_cholesky(dtype: DType) {
     let c = linalg::cholesky(&spd).unwrap();
     let llt = c.matmul(&c.transpose(-2, -1).unwrap()).unwrap();
     assert!(maxdiff(&llt, &spd) < 1e3 * eps(dtype) * maxabs(&spd));
+    // A batch large enough to be factored in parallel (one sequential
+    // factorisation per matrix) gives each matrix's own factor, bit for bit.
+    let n = 160;
+    let x = Tensor::randn(&[3, n, n], dtype, &mut rng);
+    let spd = x
+        .matmul(&x.transpose(-2, -1).unwrap())
+        .unwrap()
+        .add(&Tensor::eye(n, dtype).mul_scalar(n as f64))
+        .unwrap();
+    let c = linalg::cholesky(&spd).unwrap();
+    for i in 0..3 {
+        let one = linalg::cholesky(&spd.narrow(0, i, 1).unwrap().squeeze(0).unwrap()).unwrap();
+        assert_eq!(
+            maxdiff(&c.narrow(0, i, 1).unwrap().squeeze(0).unwrap(), &one),
+            0.0
+        );
+    }
     // Only the lower triangle is read (numpy's UPLO='L'): NaN above the
     // diagonal changes nothing. n = 70 crosses the 32-wide copy tiles, and
     // the repeat reuses pooled buffers that hold the previous factor.

@@ -125,12 +125,6 @@ impl<T: Scalar> Batch<T> {
         Ok(Batch { data, count, m, n })
     }
 
-    /// Matrix `i` of the batch as a row-major slice.
-    pub fn slice(&self, i: usize) -> &[T] {
-        let size = self.m * self.n;
-        &self.data[i * size..(i + 1) * size]
-    }
-
     /// Matrix `i` of the batch.
     pub fn mat(&self, i: usize) -> MatRef<'_, T> {
         let size = self.m * self.n;
@@ -151,16 +145,45 @@ pub(crate) fn par_map<R: Send>(
     flops_per_item: f64,
     f: impl Fn(usize, Par) -> Result<R> + Sync + Send,
 ) -> Result<Vec<R>> {
+    match schedule(count, flops_per_item) {
+        None => (0..count).into_par_iter().map(|i| f(i, Par::Seq)).collect(),
+        Some(par) => (0..count).map(|i| f(i, par)).collect(),
+    }
+}
+
+/// As [`par_map`], for work done in place on the consecutive `size`-element
+/// matrices of `data`: `f(i, matrix_i, par)`.
+pub(crate) fn par_for_each_matrix<T: Send>(
+    data: &mut [T],
+    size: usize,
+    flops_per_item: f64,
+    f: impl Fn(usize, &mut [T], Par) -> Result<()> + Sync + Send,
+) -> Result<()> {
+    if size == 0 {
+        return Ok(());
+    }
+    match schedule(data.len() / size, flops_per_item) {
+        None => data
+            .par_chunks_exact_mut(size)
+            .enumerate()
+            .try_for_each(|(i, m)| f(i, m, Par::Seq)),
+        Some(par) => data
+            .chunks_exact_mut(size)
+            .enumerate()
+            .try_for_each(|(i, m)| f(i, m, par)),
+    }
+}
+
+/// `None`: run the batch items in parallel, each sequential; `Some(par)`:
+/// one after another, each with `par`.
+fn schedule(count: usize, flops_per_item: f64) -> Option<Par> {
     let threads = rayon::current_num_threads();
     if threads > 1 && count > 1 && flops_per_item * count as f64 >= PAR_MIN_FLOPS {
-        (0..count).into_par_iter().map(|i| f(i, Par::Seq)).collect()
+        None
+    } else if threads > 1 && flops_per_item >= PAR_MIN_FLOPS {
+        Some(Par::rayon(threads))
     } else {
-        let par = if threads > 1 && flops_per_item >= PAR_MIN_FLOPS {
-            Par::rayon(threads)
-        } else {
-            Par::Seq
-        };
-        (0..count).map(|i| f(i, par)).collect()
+        Some(Par::Seq)
     }
 }
 
@@ -180,21 +203,8 @@ pub(crate) fn from_mats<T: Scalar>(
     for m in mats {
         debug_assert_eq!((m.nrows(), m.ncols()), (rows, cols));
     }
-    stack_transposed(batch, mats.len(), rows, cols, false, |i, j| {
+    stack_transposed(batch, mats.len(), rows, cols, |i, j| {
         mats[i].col_as_slice(j)
-    })
-}
-
-/// [`from_mats`] for lower-triangular `n x n` factors held in column-major
-/// buffers (`n * n` each): the entries above the diagonal are written as
-/// zeros whatever the buffers hold there.
-pub(crate) fn from_lower_col_major<T: Scalar>(
-    batch: &[usize],
-    bufs: &[Vec<T>],
-    n: usize,
-) -> Tensor {
-    stack_transposed(batch, bufs.len(), n, n, true, |i, j| {
-        &bufs[i][j * n..(j + 1) * n]
     })
 }
 
@@ -205,7 +215,6 @@ fn stack_transposed<'a, T: Scalar>(
     count: usize,
     rows: usize,
     cols: usize,
-    lower: bool,
     column: impl Fn(usize, usize) -> &'a [T],
 ) -> Tensor {
     let size = rows * cols;
@@ -213,8 +222,7 @@ fn stack_transposed<'a, T: Scalar>(
     let mut out = crate::tensor::alloc_uninit::<T>(count * size);
     for (m, dst) in out.chunks_exact_mut(size.max(1)).enumerate() {
         // Column-major to row-major is a transpose: by tiles, so that both
-        // the columns read and the rows written stay in cache (an element
-        // at a time this copy took 15% of a 1000 x 1000 Cholesky). Each
+        // the columns read and the rows written stay in cache. Each
         // output row segment is written contiguously, gathering from the
         // tile's column slices.
         let columns: Vec<&[T]> = (0..cols).map(|j| &column(m, j)[..rows]).collect();
@@ -223,8 +231,8 @@ fn stack_transposed<'a, T: Scalar>(
             for ib in (0..rows).step_by(TILE) {
                 for i in ib..(ib + TILE).min(rows) {
                     let row = &mut dst[i * cols + jb..i * cols + jb + tile_cols.len()];
-                    for (j, (d, c)) in row.iter_mut().zip(tile_cols).enumerate() {
-                        *d = if lower && jb + j > i { T::ZERO } else { c[i] };
+                    for (d, c) in row.iter_mut().zip(tile_cols) {
+                        *d = c[i];
                     }
                 }
             }
@@ -237,26 +245,6 @@ fn stack_transposed<'a, T: Scalar>(
 
 /// Tile edge of the transposing copies (32 x 32 f64 is 8 KB: two tiles fit in L1).
 const TILE: usize = 32;
-
-/// The lower triangle (diagonal included) of the row-major `n x n` matrix
-/// `src` as a column-major buffer of `n * n`, zeros above: what `cholesky`
-/// reads (numpy's `UPLO='L'`). A tiled transposing copy, as [`from_mats`];
-/// the buffer is recycled from the tensor pool and every element is written.
-pub(crate) fn lower_to_col_major<T: Scalar>(src: &[T], n: usize) -> Vec<T> {
-    let src = &src[..n * n];
-    let mut out = crate::tensor::alloc_uninit::<T>(n * n);
-    for jb in (0..n).step_by(TILE) {
-        for ib in (0..n).step_by(TILE) {
-            for j in jb..(jb + TILE).min(n) {
-                let col = &mut out[j * n..(j + 1) * n];
-                for i in ib..(ib + TILE).min(n) {
-                    col[i] = if i >= j { src[i * n + j] } else { T::ZERO };
-                }
-            }
-        }
-    }
-    out
-}
 
 /// Stacks per-item vectors (each of length `len`) into a `[batch..., len]` tensor.
 pub(crate) fn from_vecs<T: Element>(batch: &[usize], vecs: Vec<Vec<T>>, len: usize) -> Tensor {

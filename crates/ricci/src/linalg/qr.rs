@@ -47,38 +47,71 @@ fn qr_raw<T: Scalar>(a: &Tensor) -> Result<(Tensor, Tensor)> {
     let flops = 4.0 * (m * n * k) as f64;
     let parts = par_map(b.count, flops, |i, par| {
         let mut f = b.mat(i).to_owned();
-        let bs = qr_factor::recommended_block_size::<T>(m, n).max(1);
+        let bs = block_size::<T>(m, n);
         let mut coeff = Mat::<T>::zeros(bs, k);
         let req = qr_factor::qr_in_place_scratch::<T>(m, n, bs, par, Default::default());
         with_stack(req, |stack| {
             qr_factor::qr_in_place(f.as_mut(), coeff.as_mut(), par, stack, Default::default())
         });
         let r = Mat::<T>::from_fn(k, n, |r, c| if c >= r { f[(r, c)] } else { T::ZERO });
-        // The Householder vectors sit below the diagonal with an implicit 1 on it.
-        let basis = Mat::<T>::from_fn(m, k, |r, c| match r.cmp(&c) {
-            std::cmp::Ordering::Greater => f[(r, c)],
-            std::cmp::Ordering::Equal => T::ONE,
-            std::cmp::Ordering::Less => T::ZERO,
-        });
-        let mut q = Mat::<T>::from_fn(m, k, |r, c| if r == c { T::ONE } else { T::ZERO });
-        let req = householder::apply_block_householder_sequence_on_the_left_in_place_scratch::<T>(
-            m, bs, k,
-        );
-        with_stack(req, |stack| {
-            householder::apply_block_householder_sequence_on_the_left_in_place_with_conj(
-                basis.as_ref(),
-                coeff.as_ref(),
+        Ok((thin_q(f.as_ref(), coeff.as_ref(), k, par), r))
+    })?;
+    let (qs, rs): (Vec<Mat<T>>, Vec<Mat<T>>) = parts.into_iter().unzip();
+    Ok((from_mats(&batch, &qs, m, k), from_mats(&batch, &rs, k, n)))
+}
+
+/// The Householder block size: faer's recommendation, except 32 where it
+/// recommends 48 or less (up to 1024 x 1024). At n = 1000, 32 instead of 48
+/// measured 87-96 ms against 129-132 ms for factorisation plus `Q` on one
+/// thread, and at n = 100, 32 instead of 8 0.51 against 0.62 ms.
+fn block_size<T: Scalar>(m: usize, n: usize) -> usize {
+    let recommended = qr_factor::recommended_block_size::<T>(m, n);
+    if recommended <= 48 {
+        32.min(m.min(n)).max(1)
+    } else {
+        recommended
+    }
+}
+
+/// The first `k` columns of `Q = H₀ H₁ ⋯ H_{k−1}` from the Householder
+/// vectors below the diagonal of `f` (implicit unit diagonal) and their
+/// block factors `coeff`, as LAPACK's `orgqr` forms them: the blocks are
+/// applied last to first to the identity, and block `[j0, j1)` only to
+/// `Q[j0.., j0..]`, since the reflectors after it leave the columns before
+/// `j0` equal to the identity's and the rows before `j0` zero: for a square
+/// matrix `4n³/3` flops instead of `2n³` for applying every block to all of `Q`.
+fn thin_q<T: Scalar>(
+    f: faer::MatRef<'_, T>,
+    coeff: faer::MatRef<'_, T>,
+    k: usize,
+    par: faer::Par,
+) -> Mat<T> {
+    let m = f.nrows();
+    let bs = coeff.nrows();
+    let mut q = Mat::<T>::zeros(m, k);
+    for i in 0..k {
+        q[(i, i)] = T::ONE;
+    }
+    let req = householder::apply_block_householder_on_the_left_in_place_scratch::<T>(m, bs, k);
+    with_stack(req, |stack| {
+        // The last block is the partial one, as faer's factorisation lays them out.
+        let mut j1 = k;
+        let mut width = if k.is_multiple_of(bs) { bs } else { k % bs };
+        while j1 > 0 {
+            let j0 = j1 - width;
+            householder::apply_block_householder_on_the_left_in_place_with_conj(
+                f.get(j0.., j0..j1),
+                coeff.get(..j1 - j0, j0..j1),
                 Conj::No,
-                q.as_mut(),
+                q.as_mut().get_mut(j0.., j0..),
                 par,
                 stack,
-            )
-        });
-        Ok((q, r))
-    })?;
-    let qs: Vec<Mat<T>> = parts.iter().map(|p| p.0.clone()).collect();
-    let rs: Vec<Mat<T>> = parts.into_iter().map(|p| p.1).collect();
-    Ok((from_mats(&batch, &qs, m, k), from_mats(&batch, &rs, k, n)))
+            );
+            j1 = j0;
+            width = bs;
+        }
+    });
+    q
 }
 
 /// The reduced QR of each matrix of `a: [..., m, n]` (numpy's

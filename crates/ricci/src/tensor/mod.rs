@@ -290,7 +290,9 @@ impl Tensor {
         let src = &storage
             .as_slice::<T>()
             .ok_or_else(|| Error::invalid("to_vec", "storage dtype"))?;
-        let mut out = vec![T::ZERO; self.numel()];
+        // Every element is written: a pooled buffer needs no clearing (and
+        // a large fresh one would cost a page fault per 4 KB).
+        let mut out = crate::tensor::alloc_uninit::<T>(self.numel());
         crate::kernels::strided::copy_to_contiguous(src, self.layout(), &mut out);
         Ok(out)
     }
