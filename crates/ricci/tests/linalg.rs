@@ -240,25 +240,27 @@ fn check_cholesky(dtype: DType) {
         );
     }
     // Only the lower triangle is read (numpy's UPLO='L'): NaN above the
-    // diagonal changes nothing. n = 70 crosses the 32-wide copy tiles, and
-    // the repeat reuses pooled buffers that hold the previous factor.
-    let n = 70;
-    let x = Tensor::randn(&[n, n], dtype, &mut rng);
-    let spd = x
-        .matmul(&x.t().unwrap())
-        .unwrap()
-        .add(&Tensor::eye(n, dtype).mul_scalar(n as f64))
-        .unwrap();
-    let mut values = spd.to_vec_f64();
-    for i in 0..n {
-        values[i * n + i + 1..(i + 1) * n].fill(f64::NAN);
-    }
-    let poisoned = tensor(values, &[n, n], dtype);
-    for _ in 0..2 {
-        let c = linalg::cholesky(&poisoned).unwrap();
-        assert_eq!(maxabs(&c.triu(1).unwrap()), 0.0, "L not lower (n={n})");
-        let llt = c.matmul(&c.t().unwrap()).unwrap();
-        assert!(maxdiff(&llt, &spd) < 30.0 * n as f64 * eps(dtype) * maxabs(&spd));
+    // diagonal changes nothing, whether the matrix is copied to faer's
+    // column-major layout (n = 70) or factored in its row-major one
+    // (n = 300); the repeat reuses pooled buffers that hold the previous factor.
+    for n in [70, 300] {
+        let x = Tensor::randn(&[n, n], dtype, &mut rng);
+        let spd = x
+            .matmul(&x.t().unwrap())
+            .unwrap()
+            .add(&Tensor::eye(n, dtype).mul_scalar(n as f64))
+            .unwrap();
+        let mut values = spd.to_vec_f64();
+        for i in 0..n {
+            values[i * n + i + 1..(i + 1) * n].fill(f64::NAN);
+        }
+        let poisoned = tensor(values, &[n, n], dtype);
+        for _ in 0..2 {
+            let c = linalg::cholesky(&poisoned).unwrap();
+            assert_eq!(maxabs(&c.triu(1).unwrap()), 0.0, "L not lower (n={n})");
+            let llt = c.matmul(&c.t().unwrap()).unwrap();
+            assert!(maxdiff(&llt, &spd) < 30.0 * n as f64 * eps(dtype) * maxabs(&spd));
+        }
     }
 }
 

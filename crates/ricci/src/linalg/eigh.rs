@@ -72,8 +72,8 @@ fn eigh_raw<T: Scalar>(a: &Tensor, vectors: bool) -> Result<(Tensor, Option<Tens
         })?;
         Ok(((0..n).map(|j| s[j]).collect::<Vec<T>>(), u))
     })?;
-    let us: Vec<Mat<T>> = parts.iter().map(|p| p.1.clone()).collect();
-    let values = from_vecs(&batch, parts.into_iter().map(|p| p.0).collect(), n);
+    let (values, us): (Vec<Vec<T>>, Vec<Mat<T>>) = parts.into_iter().unzip();
+    let values = from_vecs(&batch, values, n);
     Ok((values, vectors.then(|| from_mats(&batch, &us, n, n))))
 }
 

@@ -18,8 +18,8 @@ use faer::linalg::svd::{self as fsvd, ComputeSvdVectors};
 use faer::Mat;
 
 use super::{
-    diag_embed, from_mats, from_vecs, matrix_dims, mt, par_map, record_multi, recording,
-    safe_recip, with_stack, Batch, Scalar,
+    diag_embed, from_mats, from_mats_transposed, from_vecs, matrix_dims, mt, par_map, record_multi,
+    recording, safe_recip, with_stack, Batch, Scalar,
 };
 use crate::error::{Error, Result};
 use crate::tensor::{with_type, Tensor};
@@ -90,18 +90,24 @@ fn svd_raw<T: Scalar>(
             iterations: None,
         })?;
         let sv: Vec<T> = (0..k).map(|j| s[j]).collect();
-        Ok((u, sv, v.transpose().to_owned()))
+        Ok((u, sv, v))
     })?;
-    let s = from_vecs(&batch, parts.iter().map(|p| p.1.clone()).collect(), k);
+    let mut us = Vec::with_capacity(parts.len());
+    let mut svs = Vec::with_capacity(parts.len());
+    let mut vs = Vec::with_capacity(parts.len());
+    for (u, sv, v) in parts {
+        us.push(u);
+        svs.push(sv);
+        vs.push(v);
+    }
+    let s = from_vecs(&batch, svs, k);
     if vectors.is_none() {
         return Ok((None, s, None));
     }
-    let us: Vec<Mat<T>> = parts.iter().map(|p| p.0.clone()).collect();
-    let vts: Vec<Mat<T>> = parts.into_iter().map(|p| p.2).collect();
     Ok((
         Some(from_mats(&batch, &us, m, ucols)),
         s,
-        Some(from_mats(&batch, &vts, vcols, n)),
+        Some(from_mats_transposed(&batch, &vs, n, vcols)),
     ))
 }
 
