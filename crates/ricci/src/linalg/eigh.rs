@@ -50,15 +50,14 @@ fn eigh_raw<T: Scalar>(a: &Tensor, vectors: bool) -> Result<(Tensor, Option<Tens
         ComputeEigenvectors::No
     };
     let parts = par_map(b.count, 9.0 * (n * n * n) as f64, |i, par| {
-        let src = b.mat(i);
-        // Only the lower triangle is read (numpy's UPLO='L').
-        let sym = Mat::<T>::from_fn(n, n, |r, c| if c <= r { src[(r, c)] } else { src[(c, r)] });
         let mut s = Diag::<T>::zeros(n);
         let mut u = Mat::<T>::zeros(n, n);
         let req = evd::self_adjoint_evd_scratch::<T>(n, compute, par, Default::default());
         with_stack(req, |stack| {
+            // faer reads only the lower triangle (numpy's UPLO='L'),
+            // copying it into its own work matrix.
             evd::self_adjoint_evd(
-                sym.as_ref(),
+                b.mat(i),
                 s.as_mut(),
                 vectors.then(|| u.as_mut()),
                 par,
