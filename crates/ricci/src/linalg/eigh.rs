@@ -51,7 +51,9 @@ fn eigh_raw<T: Scalar>(a: &Tensor, vectors: bool) -> Result<(Tensor, Option<Tens
     };
     let parts = par_map(b.count, 9.0 * (n * n * n) as f64, |i, par| {
         let mut s = Diag::<T>::zeros(n);
-        let mut u = Mat::<T>::zeros(n, n);
+        // No vectors (eigvalsh): an empty matrix, nothing allocated.
+        let size = if vectors { n } else { 0 };
+        let mut u = Mat::<T>::zeros(size, size);
         let req = evd::self_adjoint_evd_scratch::<T>(n, compute, par, Default::default());
         with_stack(req, |stack| {
             // faer reads only the lower triangle (numpy's UPLO='L'),

@@ -16,7 +16,7 @@
 
 use faer::linalg::householder;
 use faer::linalg::qr::no_pivoting::factor as qr_factor;
-use faer::{Conj, Mat};
+use faer::{Conj, Mat, MatRef, Par};
 
 use super::{
     from_mats, matrix_dims, mt, par_map, record_multi, recording, with_stack, Batch, Scalar,
@@ -80,12 +80,7 @@ fn block_size<T: Scalar>(m: usize, n: usize) -> usize {
 /// `Q[j0.., j0..]`, since the reflectors after it leave the columns before
 /// `j0` equal to the identity's and the rows before `j0` zero: for a square
 /// matrix `4n³/3` flops instead of `2n³` for applying every block to all of `Q`.
-fn thin_q<T: Scalar>(
-    f: faer::MatRef<'_, T>,
-    coeff: faer::MatRef<'_, T>,
-    k: usize,
-    par: faer::Par,
-) -> Mat<T> {
+fn thin_q<T: Scalar>(f: MatRef<'_, T>, coeff: MatRef<'_, T>, k: usize, par: Par) -> Mat<T> {
     let m = f.nrows();
     let bs = coeff.nrows();
     let mut q = Mat::<T>::zeros(m, k);

@@ -62,16 +62,18 @@ fn svd_raw<T: Scalar>(
     let (batch, m, n) = matrix_dims(op, a)?;
     let k = m.min(n);
     let b = Batch::<T>::new(a, m, n)?;
-    let (ucols, vcols) = match vectors {
-        Some(ComputeSvdVectors::Full) => (m, n),
-        _ => (k, k),
+    // No vectors (svdvals): empty matrices, nothing allocated for them.
+    let (urows, vrows, ucols, vcols) = match vectors {
+        Some(ComputeSvdVectors::Full) => (m, n, m, n),
+        Some(_) => (m, n, k, k),
+        None => (0, 0, 0, 0),
     };
     let compute = vectors.unwrap_or(ComputeSvdVectors::No);
     let flops = 4.0 * (m * n * k) as f64 + 8.0 * (k * k * k) as f64;
     let parts = par_map(b.count, flops, |i, par| {
         let mut s = Diag::<T>::zeros(k);
-        let mut u = Mat::<T>::zeros(m, ucols);
-        let mut v = Mat::<T>::zeros(n, vcols);
+        let mut u = Mat::<T>::zeros(urows, ucols);
+        let mut v = Mat::<T>::zeros(vrows, vcols);
         let want = vectors.is_some();
         let req = fsvd::svd_scratch::<T>(m, n, compute, compute, par, Default::default());
         with_stack(req, |stack| {
