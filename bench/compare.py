@@ -17,6 +17,11 @@ machines. `--rounds N` repeats the whole measurement N times, alternating
 row the median over rounds of ricci's time, of numpy's time and of the
 per-round ratio, with the ratio's range; the copy bandwidth and each
 elementwise row's share of it are likewise per round, then the median.
+With rounds, a last column gives the ratio of the best round of each
+(numpy's fastest round time over ricci's fastest): on this VM a process
+sometimes runs 20-40% slower throughout for reasons outside it (the same
+binary, same addresses, gives two distinct speeds from one launch to the
+next), and the best round is the least disturbed measurement of each side.
 
 The numpy reference for each row is what a numpy user would write:
   matmul, matmul_bt, matmul_batched   a @ b, a @ w.T (no copy), batched a @ b
@@ -303,7 +308,8 @@ def main():
     print(f"- numpy {info['numpy']} with {info['blas']}; threads via {', '.join(THREAD_ENV)} (one process per count)")
     print(f"- load average before / after: {load_before[0]:.2f} / {load_after[0]:.2f} (above ~0.2 the figures are noisy)")
     if args.rounds > 1:
-        print(f"- {args.rounds} alternating rounds; times and ratios are medians over rounds, [min-max] of the per-round ratio")
+        print(f"- {args.rounds} alternating rounds; times and ratios are medians over rounds, [min-max] of the per-round ratio;")
+        print("  best: numpy's fastest round over ricci's fastest round")
     copies = ", ".join(
         f"{median([c[t] for _, _, c in rounds]):.1f} GB/s with {t} thread(s)" for t in thread_counts
     )
@@ -312,8 +318,9 @@ def main():
     print("- numpy's gelu is the tanh form (numpy has no erf), composed of several passes; ricci's is the exact erf form")
     print("- of copy: a GB/s row's throughput over the copy bandwidth with the same threads, per round, median")
     print()
-    print("| op | dtype | shape | threads | ricci ms | ricci | numpy ms | numpy | ricci/numpy | of copy |")
-    print("|---|---|---|--:|--:|--:|--:|--:|--:|--:|")
+    best_col = args.rounds > 1
+    print("| op | dtype | shape | threads | ricci ms | ricci | numpy ms | numpy | ricci/numpy | of copy |" + (" best |" if best_col else ""))
+    print("|---|---|---|--:|--:|--:|--:|--:|--:|--:|" + ("--:|" if best_col else ""))
     for r in ricci_rows:
         k = key(r)
         mine = [rr[k] for rr, _, _ in rounds]
@@ -334,6 +341,13 @@ def main():
             cells.append(f"{100 * median(shares):.0f}%")
         else:
             cells.append("-")
+        if best_col:
+            if any(n is None for n in theirs):
+                cells.append("-")
+            else:
+                best_np = min(n["median_s"] for n in theirs)
+                best_mine = min(x["median_s"] for x in mine)
+                cells.append(f"{best_np / best_mine:.2f}")
         print("| " + " | ".join(cells) + " |")
 
 
