@@ -348,6 +348,62 @@ fn gpt_gradient_reaches_every_parameter_and_matches_finite_differences() {
 }
 
 #[test]
+fn gpt_loss_and_grads_in_slices_equal_the_whole_batch() {
+    // Tied weights, 5 rows in 3 slices of 1, 2 and 2 rows; the second slice
+    // has one counted target of 8 and the third none at all, so a slice
+    // weighted by rows instead of counted targets, or a NaN from an empty
+    // slice, shows up in the loss and in every gradient.
+    let config = GptConfig {
+        vocab_size: 7,
+        n_layer: 2,
+        n_head: 2,
+        n_embd: 8,
+        block_size: 4,
+        tie_weights: true,
+        ..GptConfig::default()
+    };
+    let model = Gpt::new(&config, DType::F64, &mut Rng::new(3)).unwrap();
+    let ids: Vec<usize> = (0..20).map(|i| (i * 5 + 1) % 7).collect();
+    let ids = Tensor::from_indices(&ids, &[5, 4], DType::F64).unwrap();
+    let mut y: Vec<f64> = (0..20).map(|i| ((i * 3 + 2) % 7) as f64).collect();
+    for (i, v) in y.iter_mut().enumerate() {
+        if i >= 4 && i != 9 {
+            *v = -1.0;
+        }
+    }
+    let y = Tensor::from_vec(y, &[5, 4]).unwrap();
+    let loss = model.loss(&ids, &y).unwrap();
+    let whole = loss.to_f64().unwrap();
+    let grads = loss.backward().unwrap();
+    for pieces in [1, 2, 3, 9] {
+        let (sliced, g) = model.loss_and_grads(&ids, &y, pieces).unwrap();
+        assert!(
+            (sliced - whole).abs() < 1e-13,
+            "{pieces} pieces: loss {sliced} vs {whole}"
+        );
+        for (name, var) in model.named_parameters() {
+            let (a, b) = (
+                g.get(var.tensor()).unwrap(),
+                grads.get(var.tensor()).unwrap(),
+            );
+            let d = max_rel_diff(a, b);
+            assert!(
+                d < 1e-12,
+                "{pieces} pieces, {name}: max relative difference {d}"
+            );
+        }
+    }
+    // Mismatched targets are refused with both shapes.
+    let e = model
+        .loss_and_grads(&ids, &ids.narrow(0, 0, 2).unwrap(), 2)
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("[5, 4]") && e.to_string().contains("[2, 4]"),
+        "{e}"
+    );
+}
+
+#[test]
 fn state_dict_round_trip_and_refusals() {
     let config = GptConfig {
         vocab_size: 5,

@@ -285,21 +285,22 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode, CliError> {
     let mut seconds_this_run = 0.0f64;
     let mut step_seconds: Vec<f64> = Vec::new();
     let mut last = (f64::NAN, None);
+    let pieces = ricci::kernels::par::threads();
     while progress.step < last_step {
         let started = Instant::now();
         let lr = schedule.lr(progress.step);
         opt.set_lr(lr);
         let (x, y) = task.batch(Split::Train, b, t, &mut progress.rng)?;
-        let loss = model.loss(&x, &y)?;
-        train_loss = loss.to_f64()?;
+        // The batch is cut into one slice of rows per thread, each run on
+        // its own core (`Gpt::loss_and_grads`).
+        let (loss, mut grads) = model.loss_and_grads(&x, &y, pieces)?;
+        train_loss = loss;
         if !train_loss.is_finite() {
             return Err(CliError(format!(
                 "the loss became {train_loss} at step {}; try a lower --lr",
                 progress.step + 1
             )));
         }
-        let mut grads = loss.backward()?;
-        drop(loss);
         clip_grad_norm(&mut grads, &params, tc.clip)?;
         opt.step(&grads)?;
         drop(grads);

@@ -41,6 +41,15 @@ impl Grads {
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
+    /// Adds `other`'s gradients to these: summed where both have one, moved
+    /// in where only `other` has. How gradients of pieces of a batch
+    /// computed separately combine into the batch's gradient.
+    pub fn add(&mut self, other: Grads) -> Result<()> {
+        for (id, g) in other.map {
+            accumulate(&mut self.map, id, g)?;
+        }
+        Ok(())
+    }
 }
 
 /// Nodes reachable from `root` through recorded ops, inputs before users.

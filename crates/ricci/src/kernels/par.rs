@@ -58,6 +58,75 @@ pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     rayon::scope(|_| f())
 }
 
+/// Single-thread pools for [`side_by_side`], created on first use and kept.
+fn single_thread_pools(n: usize) -> Vec<std::sync::Arc<rayon::ThreadPool>> {
+    use std::sync::{Arc, Mutex, OnceLock};
+    static POOLS: OnceLock<Mutex<Vec<Arc<rayon::ThreadPool>>>> = OnceLock::new();
+    let mut pools = POOLS
+        .get_or_init(|| Mutex::new(Vec::new()))
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    while pools.len() < n {
+        let i = pools.len();
+        let built = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .stack_size(POOL_STACK_BYTES)
+            .thread_name(move |_| format!("ricci-shard-{i}"))
+            .build();
+        match built {
+            Ok(pool) => pools.push(Arc::new(pool)),
+            // No thread to be had: the caller runs the remaining pieces
+            // itself (see `side_by_side`).
+            Err(_) => break,
+        }
+    }
+    pools.iter().take(n).cloned().collect()
+}
+
+/// Runs `f(0), .., f(n - 1)` at the same time, each on a thread of its own
+/// whose pool has that one thread, so every kernel inside `f` runs
+/// sequentially ([`threads`] is 1 there) and no op waits on another thread.
+/// Returns the results in order.
+///
+/// This is data parallelism for work made of many small ops, such as the
+/// forward and backward of a small model on a slice of the batch: two such
+/// slices side by side on two cores run faster than the whole batch with
+/// every op split over both cores, where each of hundreds of ops per step
+/// pays a fork, a join and operands cold in the other core's cache. With
+/// `n` at most 1, `f(0)` runs right here. If a thread cannot be created,
+/// the pieces without one run on the caller's thread, one after another.
+///
+/// ```
+/// let r = ricci::kernels::par::side_by_side(2, |i| (i, ricci::kernels::par::threads()));
+/// assert_eq!(r, vec![(0, 1), (1, 1)]);
+/// ```
+pub fn side_by_side<R: Send>(n: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
+    if n <= 1 {
+        return (0..n).map(&f).collect();
+    }
+    let pools = single_thread_pools(n);
+    let f = &f;
+    let mut out: Vec<Option<R>> = (0..n).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        // Each piece is handed to its pool from a short-lived helper
+        // thread that sleeps until the piece is done; the pieces without
+        // a pool (none, normally) run here.
+        let handles: Vec<_> = pools
+            .iter()
+            .enumerate()
+            .map(|(i, pool)| scope.spawn(move || pool.install(|| f(i))))
+            .collect();
+        for (i, slot) in out.iter_mut().enumerate().skip(handles.len()) {
+            *slot = Some(f(i));
+        }
+        for (slot, h) in out.iter_mut().zip(handles) {
+            // A panic inside `f` is re-raised here, as `rayon::join` does.
+            *slot = Some(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        }
+    });
+    out.into_iter().flatten().collect()
+}
+
 /// Fills `out` with `value`, in parallel when large.
 pub fn fill<T: Copy + Send + Sync>(out: &mut [T], value: T) {
     if out.len() >= PAR_MIN_ELEMS && threads() > 1 {
@@ -109,5 +178,25 @@ mod tests {
         let inside = pool.install(|| on_pool(|| (threads(), rayon::current_thread_index())));
         assert_eq!(inside.0, 3);
         assert!(inside.1.is_some());
+    }
+
+    #[test]
+    fn side_by_side_runs_the_pieces_at_once_each_with_one_thread() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::time::{Duration, Instant};
+        // Each piece checks in, then waits (at most 10 s) for all to have
+        // checked in: run one after another, the first would wait it out.
+        let arrived = AtomicUsize::new(0);
+        let out = side_by_side(3, |i| {
+            arrived.fetch_add(1, Ordering::SeqCst);
+            let start = Instant::now();
+            while arrived.load(Ordering::SeqCst) < 3 && start.elapsed() < Duration::from_secs(10) {
+                std::thread::yield_now();
+            }
+            (i, threads(), arrived.load(Ordering::SeqCst))
+        });
+        assert_eq!(out, vec![(0, 1, 3), (1, 1, 3), (2, 1, 3)]);
+        assert!(side_by_side(0, |i| i).is_empty());
+        assert_eq!(side_by_side(1, |i| i + 5), vec![5]);
     }
 }

@@ -16,7 +16,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::autograd::Grads;
 use crate::error::{Error, Result};
+use crate::kernels::par::side_by_side;
 use crate::nn::{
     cross_entropy, init, prefixed, Activation, CausalSelfAttention, Dropout, Embedding, LayerNorm,
     Linear, Mlp, Module, Var,
@@ -244,6 +246,102 @@ impl Gpt {
     /// `targets` (same shape; `-1` marks positions to ignore).
     pub fn loss(&self, ids: &Tensor, targets: &Tensor) -> Result<Tensor> {
         cross_entropy(&self.forward(ids)?, targets, Some(-1))
+    }
+
+    /// [`Gpt::loss`] and the gradient of every parameter (one training
+    /// step's worth of work), with the batch cut into `pieces` slices of
+    /// rows run side by side, each on a thread of its own with sequential
+    /// kernels ([`side_by_side`]). Each slice's mean loss is weighted by its
+    /// share of the counted (not ignored) targets, so the loss and the
+    /// gradients are those of the whole batch, up to rounding.
+    ///
+    /// With `pieces` equal to the thread count this is how `ricci train`
+    /// uses the cores: a small model's step is hundreds of small ops, and
+    /// splitting each of them over the cores costs more in forks, joins and
+    /// cold caches than running whole slices apart. `pieces` is cut to the
+    /// batch size; 1 (or a model with dropout, whose random draws would
+    /// depend on how the slices interleave) runs the plain
+    /// `loss(..).backward()`.
+    ///
+    /// ```
+    /// use ricci::models::gpt::{Gpt, GptConfig};
+    /// use ricci::{DType, Rng, Tensor};
+    /// let config = GptConfig { vocab_size: 5, n_layer: 1, n_head: 1, n_embd: 4, block_size: 3, ..GptConfig::default() };
+    /// let model = Gpt::new(&config, DType::F64, &mut Rng::new(0))?;
+    /// let ids = Tensor::from_indices(&[1, 2, 3, 0, 4, 1], &[2, 3], DType::F64)?;
+    /// let y = Tensor::from_vec(vec![2.0f64, 3.0, -1.0, 4.0, 1.0, 2.0], &[2, 3])?;
+    /// let (loss, grads) = model.loss_and_grads(&ids, &y, 2)?;
+    /// let plain = model.loss(&ids, &y)?.to_f64()?;
+    /// assert!((loss - plain).abs() < 1e-12);
+    /// let w = model.wte.weight.tensor();
+    /// assert_eq!(grads.get(w).unwrap().shape(), w.shape());
+    /// # Ok::<(), ricci::Error>(())
+    /// ```
+    pub fn loss_and_grads(
+        &self,
+        ids: &Tensor,
+        targets: &Tensor,
+        pieces: usize,
+    ) -> Result<(f64, Grads)> {
+        if ids.rank() != 2 || targets.shape() != ids.shape() {
+            return Err(Error::shape(
+                "Gpt::loss_and_grads",
+                ids.shape(),
+                targets.shape(),
+            ));
+        }
+        let (b, t) = (ids.shape()[0], ids.shape()[1]);
+        let pieces = if self.config.dropout > 0.0 {
+            1
+        } else {
+            pieces.clamp(1, b.max(1))
+        };
+        // Counted targets per slice of rows (-1 is ignored, as in `loss`).
+        let bounds: Vec<usize> = (0..=pieces).map(|i| i * b / pieces).collect();
+        let ys = targets.to_vec_f64();
+        let counts: Vec<usize> = bounds
+            .windows(2)
+            .map(|w| {
+                ys[w[0] * t..w[1] * t]
+                    .iter()
+                    .filter(|&&y| y != -1.0)
+                    .count()
+            })
+            .collect();
+        let total: usize = counts.iter().sum();
+        if pieces == 1 || total == 0 {
+            let loss = self.loss(ids, targets)?;
+            let value = loss.to_f64()?;
+            return Ok((value, loss.backward()?));
+        }
+        let parts = side_by_side(pieces, |i| -> Result<Option<(f64, Grads)>> {
+            if counts[i] == 0 {
+                return Ok(None);
+            }
+            let rows = bounds[i + 1] - bounds[i];
+            let x = ids.narrow(0, bounds[i], rows)?;
+            let y = targets.narrow(0, bounds[i], rows)?;
+            let loss = self
+                .loss(&x, &y)?
+                .mul_scalar(counts[i] as f64 / total as f64);
+            let value = loss.to_f64()?;
+            Ok(Some((value, loss.backward()?)))
+        });
+        let mut sum = 0.0;
+        let mut grads: Option<Grads> = None;
+        for part in parts {
+            if let Some((value, g)) = part? {
+                sum += value;
+                match grads.as_mut() {
+                    Some(acc) => acc.add(g)?,
+                    None => grads = Some(g),
+                }
+            }
+        }
+        let grads = grads.ok_or_else(|| {
+            Error::invalid("Gpt::loss_and_grads", "internal: no slice had a target")
+        })?;
+        Ok((sum, grads))
     }
 
     /// Extends each row of `ids` `[batch, seq]` by `new_tokens` sampled
