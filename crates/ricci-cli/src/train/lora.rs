@@ -186,18 +186,19 @@ pub fn run(args: &TrainArgs, rank: usize) -> Result<ExitCode, CliError> {
     let bar = progress_bar(args.quiet || args.json, steps, 0);
     let mut rng = Rng::new(seed.wrapping_add(1));
     let mut train_loss = f64::NAN;
+    let pieces = ricci::kernels::par::threads();
     for step in 0..steps {
         opt.set_lr(schedule.lr(step));
         let (x, y) = task.batch(Split::Train, b, block, &mut rng)?;
-        let loss = model.loss(&x, &y)?;
-        train_loss = loss.to_f64()?;
+        // One slice of the batch per thread, side by side, as `ricci train`.
+        let (loss, grads) = model.loss_and_grads(&x, &y, pieces)?;
+        train_loss = loss;
         if !train_loss.is_finite() {
             return Err(CliError(format!(
                 "the loss became {train_loss} at step {}; try a lower --lr",
                 step + 1
             )));
         }
-        let grads = loss.backward()?;
         opt.step(&grads)?;
         bar.set_position(step as u64 + 1);
         bar.set_message(format!("loss {train_loss:.4}"));
