@@ -106,25 +106,23 @@ pub fn side_by_side<R: Send>(n: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> 
     }
     let pools = single_thread_pools(n);
     let f = &f;
-    let mut out: Vec<Option<R>> = (0..n).map(|_| None).collect();
     std::thread::scope(|scope| {
         // Each piece is handed to its pool from a short-lived helper
         // thread that sleeps until the piece is done; the pieces without
-        // a pool (none, normally) run here.
+        // a pool (none, normally) run here meanwhile.
         let handles: Vec<_> = pools
             .iter()
             .enumerate()
             .map(|(i, pool)| scope.spawn(move || pool.install(|| f(i))))
             .collect();
-        for (i, slot) in out.iter_mut().enumerate().skip(handles.len()) {
-            *slot = Some(f(i));
-        }
-        for (slot, h) in out.iter_mut().zip(handles) {
+        let rest: Vec<R> = (handles.len()..n).map(f).collect();
+        handles
+            .into_iter()
             // A panic inside `f` is re-raised here, as `rayon::join` does.
-            *slot = Some(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
-        }
-    });
-    out.into_iter().flatten().collect()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .chain(rest)
+            .collect()
+    })
 }
 
 /// Fills `out` with `value`, in parallel when large.

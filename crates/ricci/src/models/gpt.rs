@@ -154,6 +154,10 @@ impl Module for Block {
     }
 }
 
+/// The target id of positions [`Gpt::loss`] leaves out (prompt tokens,
+/// padding).
+const IGNORE_TARGET: i64 = -1;
+
 /// The decoder-only transformer. `forward` maps token ids `[batch, seq]`
 /// (floats holding integers) to logits `[batch, seq, vocab]`.
 #[derive(Clone, Debug)]
@@ -245,7 +249,7 @@ impl Gpt {
     /// Mean cross-entropy of the next-token predictions for `ids` against
     /// `targets` (same shape; `-1` marks positions to ignore).
     pub fn loss(&self, ids: &Tensor, targets: &Tensor) -> Result<Tensor> {
-        cross_entropy(&self.forward(ids)?, targets, Some(-1))
+        cross_entropy(&self.forward(ids)?, targets, Some(IGNORE_TARGET))
     }
 
     /// [`Gpt::loss`] and the gradient of every parameter (one training
@@ -290,13 +294,16 @@ impl Gpt {
                 targets.shape(),
             ));
         }
-        let (b, t) = (ids.shape()[0], ids.shape()[1]);
-        let pieces = if self.config.dropout > 0.0 {
-            1
-        } else {
-            pieces.clamp(1, b.max(1))
+        let whole = || -> Result<(f64, Grads)> {
+            let loss = self.loss(ids, targets)?;
+            Ok((loss.to_f64()?, loss.backward()?))
         };
-        // Counted targets per slice of rows (-1 is ignored, as in `loss`).
+        let (b, t) = (ids.shape()[0], ids.shape()[1]);
+        let pieces = pieces.min(b);
+        if pieces <= 1 || self.config.dropout > 0.0 {
+            return whole();
+        }
+        // Counted (not ignored) targets per slice of rows.
         let bounds: Vec<usize> = (0..=pieces).map(|i| i * b / pieces).collect();
         let ys = targets.to_vec_f64();
         let counts: Vec<usize> = bounds
@@ -304,15 +311,14 @@ impl Gpt {
             .map(|w| {
                 ys[w[0] * t..w[1] * t]
                     .iter()
-                    .filter(|&&y| y != -1.0)
+                    .filter(|&&y| y != IGNORE_TARGET as f64)
                     .count()
             })
             .collect();
         let total: usize = counts.iter().sum();
-        if pieces == 1 || total == 0 {
-            let loss = self.loss(ids, targets)?;
-            let value = loss.to_f64()?;
-            return Ok((value, loss.backward()?));
+        if total == 0 {
+            // Every target ignored: the whole batch's 0/0, as `loss` gives.
+            return whole();
         }
         let parts = side_by_side(pieces, |i| -> Result<Option<(f64, Grads)>> {
             if counts[i] == 0 {
