@@ -39,9 +39,8 @@ pub struct Operand<'a> {
 const SEQ_BELOW_MACS: usize = 96 * 96 * 96;
 
 /// Strips of a split product are multiples of this many rows or columns
-/// (faer's f32 micro-kernels are 16 wide at most), and a product whose
-/// longer output side gives strips thinner than this is left to faer's own
-/// threading.
+/// (faer's f32 micro-kernels are 16 wide at most); a product whose longer
+/// output side fits in one strip is left to faer's own threading.
 const STRIP_ALIGN: usize = 16;
 
 /// `out[i] = lhs[i] (m x k) * rhs[i] (k x n)` for each batch item `i`;
@@ -178,8 +177,14 @@ mod tests {
     #[test]
     fn each_thread_schedule_matches_naive() {
         // Each above SEQ_BELOW_MACS: n > m (column strips), m > n (row
-        // strips, a short last one), and 20 x 24 (strips too thin: faer).
-        let cases = [(100, 97, 101), (101, 97, 100), (20, 2000, 24)];
+        // strips, a short last one), 20 x 24 (strips of 16 and 8), and
+        // 12 x 16 (one strip would hold it all: faer's threading).
+        let cases = [
+            (100, 97, 101),
+            (101, 97, 100),
+            (20, 2000, 24),
+            (12, 5000, 16),
+        ];
         let schedules = [(1, 2), (2, 2), (3, 2), (8, 2), (3, 1), (1, 3)];
         for ((m, k, n), (batch, threads)) in cases
             .into_iter()
