@@ -14,6 +14,8 @@
 //! product (an einsum's last Tucker step) 0.57 -> 0.37 ms.
 
 use faer::linalg::matmul::matmul as faer_matmul;
+use std::ops::Range;
+
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
@@ -78,30 +80,42 @@ pub fn matmul<T: MatmulElement>(
     let macs = m * n * k;
     let nthreads = threads();
     let out_ptr = SyncPtr(out.as_mut_ptr());
-    let one = |i: usize, par: Par| {
+    // Rows `rows` and columns `cols` of batch item i's output: those rows
+    // of its lhs times those columns of its rhs.
+    let part = |i: usize, rows: Range<usize>, cols: Range<usize>, par: Par| {
+        let a_off = l.offsets[i] as isize + rows.start as isize * l.row_stride;
+        let b_off = r.offsets[i] as isize + cols.start as isize * r.col_stride;
+        let c_off = i * m * n + rows.start * n + cols.start;
         // SAFETY: the caller built offsets and strides from layouts that lie
-        // inside `lhs` and `rhs` (checked by debug_asserts in the op); each
-        // batch item writes its own disjoint m*n block of `out`.
+        // inside `lhs` and `rhs` (checked by debug_asserts in the op), and
+        // the ranges lie inside m and n; callers give concurrent calls
+        // disjoint blocks of `out`.
         unsafe {
             let a = MatRef::<T>::from_raw_parts(
-                lhs.as_ptr().add(l.offsets[i]),
-                m,
+                lhs.as_ptr().offset(a_off),
+                rows.len(),
                 k,
                 l.row_stride,
                 l.col_stride,
             );
             let b = MatRef::<T>::from_raw_parts(
-                rhs.as_ptr().add(r.offsets[i]),
+                rhs.as_ptr().offset(b_off),
                 k,
-                n,
+                cols.len(),
                 r.row_stride,
                 r.col_stride,
             );
-            let c =
-                MatMut::<T>::from_raw_parts_mut(out_ptr.get().add(i * m * n), m, n, n as isize, 1);
+            let c = MatMut::<T>::from_raw_parts_mut(
+                out_ptr.get().add(c_off),
+                rows.len(),
+                cols.len(),
+                n as isize,
+                1,
+            );
             faer_matmul(c, accum, a, b, T::ONE, par);
         }
     };
+    let one = |i: usize, par: Par| part(i, 0..m, 0..n, par);
     // A batch that splits evenly over the threads (or is long enough for
     // the remainder not to matter) runs one sequential product per task,
     // whatever the product's size: no synchronisation inside a product.
@@ -116,46 +130,11 @@ pub fn matmul<T: MatmulElement>(
     } else if nthreads > 1 && macs >= SEQ_BELOW_MACS && strip < side {
         for i in 0..batch {
             (0..side.div_ceil(strip)).into_par_iter().for_each(|p| {
-                let (lo, hi) = (p * strip, ((p + 1) * strip).min(side));
-                // Rows lo..hi of the output take rows lo..hi of lhs; its
-                // columns lo..hi take columns lo..hi of rhs.
-                let (a_off, rows) = if by_cols {
-                    (l.offsets[i] as isize, m)
+                let s = p * strip..((p + 1) * strip).min(side);
+                if by_cols {
+                    part(i, 0..m, s, Par::Seq);
                 } else {
-                    (l.offsets[i] as isize + lo as isize * l.row_stride, hi - lo)
-                };
-                let (b_off, cols) = if by_cols {
-                    (r.offsets[i] as isize + lo as isize * r.col_stride, hi - lo)
-                } else {
-                    (r.offsets[i] as isize, n)
-                };
-                let c_off = i * m * n + if by_cols { lo } else { lo * n };
-                // SAFETY: as in `one`, the strip's operands are sub-views of
-                // batch item i's (offsets stay inside them); strips write
-                // disjoint rows or columns of item i's block.
-                unsafe {
-                    let a = MatRef::<T>::from_raw_parts(
-                        lhs.as_ptr().offset(a_off),
-                        rows,
-                        k,
-                        l.row_stride,
-                        l.col_stride,
-                    );
-                    let b = MatRef::<T>::from_raw_parts(
-                        rhs.as_ptr().offset(b_off),
-                        k,
-                        cols,
-                        r.row_stride,
-                        r.col_stride,
-                    );
-                    let c = MatMut::<T>::from_raw_parts_mut(
-                        out_ptr.get().add(c_off),
-                        rows,
-                        cols,
-                        n as isize,
-                        1,
-                    );
-                    faer_matmul(c, accum, a, b, T::ONE, Par::Seq);
+                    part(i, s, 0..n, Par::Seq);
                 }
             });
         }

@@ -314,10 +314,7 @@ impl<T: Element> Kernel for ReducePlane<'_, T> {
         let ReducePlane { base, o, op } = self;
         let b = o.len();
         match op {
-            Reduce::Sum => {
-                o.fill(T::ZERO);
-                add_rows(o, base, b, 0);
-            }
+            Reduce::Sum => column_sums(o, base, b, 0),
             Reduce::Max | Reduce::Min | Reduce::LogSumExp => {
                 let is_min = op == Reduce::Min;
                 o.fill(if is_min { T::INFINITY } else { T::NEG_INFINITY });
@@ -359,18 +356,18 @@ impl<T: Element> Kernel for ColumnSums<'_, T> {
     #[inline(always)]
     fn run(self) {
         let ColumnSums { src, b, c0, o } = self;
-        o.fill(T::ZERO);
-        add_rows(o, src, b, c0);
+        column_sums(o, src, b, c0);
     }
 }
 
-/// `o[j] += Σ_i rows[i][c0 + j]` over the rows (length `b`) of `rows`, in
+/// `o[j] = Σ_i rows[i][c0 + j]` over the rows (length `b`) of `rows`, in
 /// row order. Four rows per pass over `o`: `o + r0 + r1 + r2 + r3` adds in
 /// the same order as one row at a time (same bits) with a quarter of the
 /// loads and stores of `o`.
 #[inline(always)]
-fn add_rows<T: Element>(o: &mut [T], rows: &[T], b: usize, c0: usize) {
+fn column_sums<T: Element>(o: &mut [T], rows: &[T], b: usize, c0: usize) {
     let w = o.len();
+    o.fill(T::ZERO);
     let mut quads = rows.chunks_exact(4 * b);
     for q in &mut quads {
         let (r0, r1, r2, r3) = (
@@ -640,7 +637,7 @@ mod tests {
     /// one thread and split over columns on two, equal the row-by-row sum
     /// bit for bit (same order of additions).
     #[test]
-    fn column_sums_add_rows_in_order() {
+    fn column_sums_add_in_row_order() {
         for (a, r, b) in [
             (1, 9, 4100),
             (1, 10, 4100),
