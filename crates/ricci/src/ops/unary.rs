@@ -135,10 +135,7 @@ impl Tensor {
     }
     /// GELU, exact form `x * Phi(x) = x/2 * (1 + erf(x / sqrt 2))` (PyTorch's default).
     pub fn gelu(&self) -> Tensor {
-        let out = unary_map!(self, |x| {
-            let half = T::from_f64(0.5);
-            half * x * (T::ONE + <T as Element>::erf(x * T::from_f64(FRAC_1_SQRT_2)))
-        });
+        let out = unary_map!(self, |x| Element::gelu(x));
         // d/dx x Phi(x) = Phi(x) + x phi(x): one fused pass for a training
         // backward, differentiable ops for a recorded one.
         rec1("gelu", out, self, |x, g| {

@@ -79,6 +79,8 @@ pub trait Element:
     fn abs(self) -> Self;
     fn powf(self, e: Self) -> Self;
     fn erf(self) -> Self;
+    /// GELU `x Φ(x)`; for f32 a fused form that vectorises.
+    fn gelu(self) -> Self;
     fn is_nan(self) -> bool;
     fn floor(self) -> Self;
     /// Maximum that propagates NaN, as numpy's `maximum`.
@@ -106,7 +108,7 @@ pub trait Element:
 }
 
 macro_rules! impl_element {
-    ($t:ty, $d:expr, $erf:path, $exp:path, $tanh:path) => {
+    ($t:ty, $d:expr, $erf:path, $gelu:path, $exp:path, $tanh:path) => {
         impl Element for $t {
             const DTYPE: DType = $d;
             const ZERO: Self = 0.0;
@@ -158,6 +160,10 @@ macro_rules! impl_element {
             fn erf(self) -> Self {
                 $erf(self)
             }
+            #[inline(always)]
+            fn gelu(self) -> Self {
+                $gelu(self)
+            }
             #[inline]
             fn is_nan(self) -> bool {
                 <$t>::is_nan(self)
@@ -173,6 +179,7 @@ impl_element!(
     f32,
     DType::F32,
     crate::kernels::special::erf_f32,
+    crate::kernels::special::gelu_f32,
     crate::kernels::simd::exp_f32,
     crate::kernels::simd::tanh_f32
 );
@@ -180,6 +187,7 @@ impl_element!(
     f64,
     DType::F64,
     crate::kernels::special::erf,
+    crate::kernels::special::gelu,
     f64::exp,
     f64::tanh
 );
