@@ -954,6 +954,64 @@ proptest! {
     }
 }
 
+/// Reductions of views that are read in place, strided, with no copy: a
+/// batch of diagonals (`bii->b`), a broadcast and a strided slice large
+/// enough to run over the threads, against naive loops. Sums of integers
+/// are exact in any order; max and min must propagate NaN.
+#[test]
+fn reductions_of_diagonals_broadcasts_and_slices_match_naive() {
+    let (b, n) = (5usize, 70usize);
+    let vals: Vec<f64> = (0..b * n * n)
+        .map(|i| ((i * 37) % 101) as f64 - 50.0)
+        .collect();
+    let x = Tensor::from_vec(vals.clone(), &[b, n, n]).unwrap();
+    let diag = x.diagonal(0, 1, 2).unwrap();
+    let trace: Vec<f64> = (0..b)
+        .map(|k| (0..n).map(|i| vals[(k * n + i) * n + i]).sum())
+        .collect();
+    assert_eq!(diag.sum(-1, false).unwrap().to_vec_f64(), trace);
+    let dmax: Vec<f64> = (0..b)
+        .map(|k| {
+            (0..n)
+                .map(|i| vals[(k * n + i) * n + i])
+                .fold(f64::MIN, f64::max)
+        })
+        .collect();
+    assert_eq!(diag.max(-1, false).unwrap().to_vec_f64(), dmax);
+
+    // [1, 300] broadcast to [200, 300], summed down dim 0 (stride 0): 60,000
+    // elements, over the threads.
+    let row: Vec<f32> = (0..300).map(|j| (j % 13) as f32 - 6.0).collect();
+    let bc = Tensor::from_vec(row.clone(), &[1, 300])
+        .unwrap()
+        .broadcast_to(&[200, 300])
+        .unwrap();
+    let want: Vec<f64> = row.iter().map(|&v| 200.0 * v as f64).collect();
+    assert_eq!(bc.sum(0, true).unwrap().to_vec_f64(), want);
+
+    // Every other column of [300, 400], summed and maxed along rows; one
+    // NaN in row 7.
+    let mut vals: Vec<f32> = (0..300 * 400)
+        .map(|i| ((i * 7) % 61) as f32 - 30.0)
+        .collect();
+    vals[7 * 400 + 10] = f32::NAN;
+    let t = Tensor::from_vec(vals.clone(), &[300, 400])
+        .unwrap()
+        .slice(1, 0, 400, 2)
+        .unwrap();
+    let got_sum = t.sum(1, false).unwrap().to_vec_f64();
+    let got_min = t.min(1, false).unwrap().to_vec_f64();
+    for r in 0..300 {
+        let picked = (0..200).map(|c| vals[r * 400 + 2 * c] as f64);
+        let (s, m) = (picked.clone().sum::<f64>(), picked.fold(f64::MAX, f64::min));
+        if r == 7 {
+            assert!(got_sum[r].is_nan() && got_min[r].is_nan(), "row 7");
+        } else {
+            assert_eq!((got_sum[r], got_min[r]), (s, m), "row {r}");
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Regressions: bugs the properties above found (fixed), as minimal cases
 // ---------------------------------------------------------------------------

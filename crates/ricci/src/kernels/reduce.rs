@@ -5,9 +5,9 @@
 
 use rayon::prelude::*;
 
-use super::par::{threads, PAR_MIN_ELEMS};
+use super::par::{rows_per_task, threads, PAR_MIN_ELEMS};
 use super::simd::{dispatch_kernel, Kernel};
-use super::strided::SyncPtr;
+use super::strided::{Plan, SyncPtr};
 use crate::tensor::Element;
 
 /// Which reduction to run.
@@ -298,6 +298,49 @@ pub fn reduce<T: Element>(src: &[T], a: usize, r: usize, b: usize, op: Reduce, o
         });
     } else {
         out.chunks_mut(b).enumerate().for_each(|(i, o)| plane(i, o));
+    }
+}
+
+/// Sum, max or min of strided rows, one output per row of `plan`: row
+/// `i` is the plan's innermost dim, `plan.inner()` elements
+/// `plan.inner_strides()` apart from the row's base. This reads a view
+/// such as a batch of diagonals (`bii->b`) where it lies, with no copy
+/// into a contiguous buffer first. The sum keeps four f64 partial sums, so
+/// consecutive adds do not wait on each other.
+pub fn reduce_strided<T: Element>(src: &[T], plan: &Plan<1>, op: Reduce, out: &mut [T]) {
+    let (r, [s]) = (plan.inner(), plan.inner_strides());
+    debug_assert_eq!(out.len(), plan.rows());
+    debug_assert!(op != Reduce::LogSumExp);
+    let row = |base: isize| -> T {
+        let at = |i: usize| src[(base + i as isize * s) as usize];
+        match op {
+            Reduce::Sum => {
+                let mut acc = [0.0f64; 4];
+                let full = r - r % 4;
+                for i in (0..full).step_by(4) {
+                    for (j, a) in acc.iter_mut().enumerate() {
+                        *a += at(i + j).to_f64();
+                    }
+                }
+                for (j, i) in (full..r).enumerate() {
+                    acc[j] += at(i).to_f64();
+                }
+                T::from_f64((acc[0] + acc[1]) + (acc[2] + acc[3]))
+            }
+            Reduce::Max => (0..r).fold(T::NEG_INFINITY, |m, i| m.max_nan(at(i))),
+            _ => (0..r).fold(T::INFINITY, |m, i| m.min_nan(at(i))),
+        }
+    };
+    let run = |r0: usize, o: &mut [T]| {
+        plan.for_rows(r0, r0 + o.len(), |i, [base]| o[i - r0] = row(base));
+    };
+    if out.len() * r >= PAR_MIN_ELEMS && threads() > 1 && out.len() > 1 {
+        let per = rows_per_task(out.len(), r);
+        out.par_chunks_mut(per)
+            .enumerate()
+            .for_each(|(t, o)| run(t * per, o));
+    } else {
+        run(0, out);
     }
 }
 

@@ -7,6 +7,7 @@ use super::{dim, Dim, Dims};
 use crate::autograd::record;
 use crate::error::{Error, Result};
 use crate::kernels::reduce::{self as k, ArgReduce, Reduce};
+use crate::kernels::strided::Plan;
 use crate::tensor::{alloc_uninit, with_dtype, Element, Tensor};
 
 /// The kept shape after reducing `dims` of `shape`.
@@ -120,6 +121,48 @@ impl Tensor {
             .expect("inserting size-1 dims is always a view")
     }
 
+    /// Sum, max or min read where the elements lie, for a view that
+    /// [`Tensor::arb_plan`] would have to copy (a batch of diagonals, a
+    /// strided slice) and whose reduced dims merge into one strided run per
+    /// output element. `None` where that does not hold.
+    fn reduce_strided(&self, dims: &[usize], op: Reduce, keepdim: bool) -> Option<Tensor> {
+        if op == Reduce::LogSumExp {
+            return None;
+        }
+        let layout = self.layout();
+        let in_memory = layout
+            .permute(&layout.memory_order())
+            .expect("memory order is a permutation");
+        if in_memory.is_contiguous() {
+            // arb_plan reads these in place or with one cheap permuting copy.
+            return None;
+        }
+        let kept: Vec<usize> = (0..self.rank()).filter(|i| !dims.contains(i)).collect();
+        let order: Vec<usize> = kept.iter().chain(dims).copied().collect();
+        let moved = layout.permute(&order).expect("a permutation of all dims");
+        let plan = Plan::new(moved.shape(), [moved.strides()], [moved.offset()]);
+        let r: usize = dims.iter().map(|&d| self.shape()[d]).product();
+        let rows: usize = kept.iter().map(|&d| self.shape()[d]).product();
+        // Each output's run must be the closest-packed walk: summing down
+        // the columns of a strided slice would jump a row per element, where
+        // arb_plan's tiled copy then contiguous sums read every line once.
+        let [inner] = plan.inner_strides();
+        let outer = &plan.strides[0][..plan.shape.len() - 1];
+        if r < 2
+            || plan.inner() != r
+            || plan.rows() != rows
+            || outer.iter().any(|s| s.abs() < inner.abs())
+        {
+            return None;
+        }
+        let storage = self.storage();
+        Some(with_dtype!(&*storage, T, s => {
+            let mut out = alloc_uninit::<T>(rows);
+            k::reduce_strided(s, &plan, op, &mut out);
+            self.reduced_output(out, &kept, dims, keepdim)
+        }))
+    }
+
     fn reduce_op(
         &self,
         name: &'static str,
@@ -137,18 +180,22 @@ impl Tensor {
                 format!("reducing an empty dim of shape {:?}", self.shape()),
             ));
         }
-        let plan = self.arb_plan(&dims);
-        let kept_order = plan.kept_order(&dims);
-        let ArbPlan { buf, a, r, b, .. } = plan;
-        let storage = buf.storage();
-        let out = with_dtype!(&*storage, T, s => {
-            let off = buf.layout().offset();
-            let src = &s[off..off + a * r * b];
-            let mut out = alloc_uninit::<T>(a * b);
-            k::reduce(src, a, r, b, op, &mut out);
-            self.reduced_output(out, &kept_order, &dims, keepdim)
-        });
-        drop(storage);
+        let out = match self.reduce_strided(&dims, op, keepdim) {
+            Some(out) => out,
+            None => {
+                let plan = self.arb_plan(&dims);
+                let kept_order = plan.kept_order(&dims);
+                let ArbPlan { buf, a, r, b, .. } = plan;
+                let storage = buf.storage();
+                with_dtype!(&*storage, T, s => {
+                    let off = buf.layout().offset();
+                    let src = &s[off..off + a * r * b];
+                    let mut out = alloc_uninit::<T>(a * b);
+                    k::reduce(src, a, r, b, op, &mut out);
+                    self.reduced_output(out, &kept_order, &dims, keepdim)
+                })
+            }
+        };
         let keep_shape = reduced_shape(self.shape(), &dims, true);
         Ok(record(name, out, &[self], move |inp, g, _| {
             let x = &inp[0];
