@@ -164,6 +164,17 @@ fn check_eigh(dtype: DType) {
         ("repeated", vec![-1.0, -1.0, 2.0, 2.0, 2.0, 5.0]),
         ("singular", vec![0.0, 0.0, 1.0, 3.0]),
         ("wide_range", (0..8).map(|i| 10f64.powi(i - 4)).collect()),
+        // Divide and conquer from n = 48: distinct, then clustered values.
+        (
+            "distinct_90",
+            (0..90).map(|i| i as f64 * 0.25 - 11.0).collect(),
+        ),
+        (
+            "clustered_70",
+            (0..70)
+                .map(|i| [-3.0, 1.0, 1.0, 2.0, 2.0, 2.0, 0.0][i % 7])
+                .collect(),
+        ),
     ];
     for (name, l) in spectra {
         let n = l.len();

@@ -16,7 +16,7 @@ use faer::linalg::evd::{self, ComputeEigenvectors};
 use faer::Mat;
 
 use super::{
-    diag_embed, from_mats, from_vecs, mt, par_map, record_multi, recording, safe_recip,
+    diag_embed, evd_params, from_mats, from_vecs, mt, par_map, record_multi, recording, safe_recip,
     square_dims, with_stack, Batch, Scalar,
 };
 use crate::error::{Error, Result};
@@ -54,7 +54,8 @@ fn eigh_raw<T: Scalar>(a: &Tensor, vectors: bool) -> Result<(Tensor, Option<Tens
         // No vectors (eigvalsh): an empty matrix, nothing allocated.
         let size = if vectors { n } else { 0 };
         let mut u = Mat::<T>::zeros(size, size);
-        let req = evd::self_adjoint_evd_scratch::<T>(n, compute, par, Default::default());
+        let params = evd_params::<T>().into();
+        let req = evd::self_adjoint_evd_scratch::<T>(n, compute, par, params);
         with_stack(req, |stack| {
             // faer reads only the lower triangle (numpy's UPLO='L'),
             // copying it into its own work matrix.
@@ -64,7 +65,7 @@ fn eigh_raw<T: Scalar>(a: &Tensor, vectors: bool) -> Result<(Tensor, Option<Tens
                 vectors.then(|| u.as_mut()),
                 par,
                 stack,
-                Default::default(),
+                params,
             )
         })
         .map_err(|_| Error::NotConverged {

@@ -19,7 +19,7 @@ use faer::Mat;
 
 use super::{
     diag_embed, from_mats, from_mats_transposed, from_vecs, matrix_dims, mt, par_map, record_multi,
-    recording, safe_recip, with_stack, Batch, Scalar,
+    recording, safe_recip, svd_params, with_stack, Batch, Scalar,
 };
 use crate::error::{Error, Result};
 use crate::tensor::{with_type, Tensor};
@@ -75,7 +75,8 @@ fn svd_raw<T: Scalar>(
         let mut u = Mat::<T>::zeros(urows, ucols);
         let mut v = Mat::<T>::zeros(vrows, vcols);
         let want = vectors.is_some();
-        let req = fsvd::svd_scratch::<T>(m, n, compute, compute, par, Default::default());
+        let params = svd_params::<T>().into();
+        let req = fsvd::svd_scratch::<T>(m, n, compute, compute, par, params);
         with_stack(req, |stack| {
             fsvd::svd(
                 b.mat(i),
@@ -84,7 +85,7 @@ fn svd_raw<T: Scalar>(
                 want.then(|| v.as_mut()),
                 par,
                 stack,
-                Default::default(),
+                params,
             )
         })
         .map_err(|_| Error::NotConverged {

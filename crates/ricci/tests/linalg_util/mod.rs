@@ -137,6 +137,24 @@ pub fn hard_matrices(dtype: DType) -> Vec<Hard> {
         .map(|i| 10f64.powf(-decades * i as f64 / 9.0))
         .collect();
     out.push(known("ill_conditioned", 10, 10, ill, &mut rng));
+    // Above 48, where SVD and eigh switch to divide and conquer: distinct
+    // values, then clusters and zeros (deflation).
+    out.push(known(
+        "square_90",
+        90,
+        90,
+        // From 2 down to 1/2 geometrically: |det| = 1, no f32 overflow.
+        (0..90)
+            .map(|i| 2f64.powf(1.0 - 2.0 * i as f64 / 89.0))
+            .collect(),
+        &mut rng,
+    ));
+    let clustered: Vec<f64> = (0..64)
+        .map(|i| [4.0, 4.0, 4.0, 2.0, 1.0, 1.0, 0.5, 0.0][i % 8])
+        .collect();
+    let mut clustered = clustered;
+    clustered.sort_by(|a, b| b.partial_cmp(a).unwrap());
+    out.push(known("clustered_80x64", 80, 64, clustered, &mut rng));
     out.push(Hard {
         name: "batched_3x2x6x5",
         a: Tensor::randn(&[3, 2, 6, 5], dtype, &mut rng),
