@@ -955,8 +955,8 @@ proptest! {
 }
 
 /// Reductions of views that are read in place, strided, with no copy: a
-/// batch of diagonals (`bii->b`), a broadcast and a strided slice large
-/// enough to run over the threads, against naive loops. Sums of integers
+/// batch of diagonals (`bii->b`), a broadcast, a strided slice and a
+/// narrowed one large enough to run over the threads, against naive loops. Sums of integers
 /// are exact in any order; max and min must propagate NaN.
 #[test]
 fn reductions_of_diagonals_broadcasts_and_slices_match_naive() {
@@ -1001,6 +1001,24 @@ fn reductions_of_diagonals_broadcasts_and_slices_match_naive() {
         .unwrap();
     let got_sum = t.sum(1, false).unwrap().to_vec_f64();
     let got_min = t.min(1, false).unwrap().to_vec_f64();
+    // Columns 3..253 of each row: contiguous runs (the vectorised kernels).
+    let narrow = Tensor::from_vec(vals.clone(), &[300, 400])
+        .unwrap()
+        .narrow(1, 3, 250)
+        .unwrap();
+    let (n_sum, n_max) = (
+        narrow.sum(1, false).unwrap().to_vec_f64(),
+        narrow.max(1, false).unwrap().to_vec_f64(),
+    );
+    for r in 0..300 {
+        let run = (3..253).map(|c| vals[r * 400 + c] as f64);
+        let (s, m) = (run.clone().sum::<f64>(), run.fold(f64::MIN, f64::max));
+        if r == 7 {
+            assert!(n_sum[r].is_nan() && n_max[r].is_nan(), "narrow row 7");
+        } else {
+            assert_eq!((n_sum[r], n_max[r]), (s, m), "narrow row {r}");
+        }
+    }
     for r in 0..300 {
         let picked = (0..200).map(|c| vals[r * 400 + 2 * c] as f64);
         let (s, m) = (picked.clone().sum::<f64>(), picked.fold(f64::MAX, f64::min));
