@@ -90,7 +90,8 @@ pub fn erf_f32(x: f32) -> f32 {
 /// `x erf(x / sqrt 2) = |x| erf(|x| / sqrt 2)`): one multiply-add on top of
 /// [`erf_f32`]'s rational, with no sign to restore and no `1 + erf` to form.
 /// It saturates to exactly 0 far left and `x` far right, as `erf` does to
-/// ±1, and is within 2.5e-7 |x| of `x/2 (1 + erf_f32(x / sqrt 2))`.
+/// ±1, and is within 2e-7 |x| (plus the result's rounding) of the f64 GELU:
+/// 1.65e-7 |x| at worst over the test's sweep.
 #[inline(always)]
 pub fn gelu_f32(x: f32) -> f32 {
     let a = x.abs();

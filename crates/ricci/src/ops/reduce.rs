@@ -8,7 +8,7 @@ use crate::autograd::record;
 use crate::error::{Error, Result};
 use crate::kernels::reduce::{self as k, ArgReduce, Reduce};
 use crate::kernels::strided::Plan;
-use crate::tensor::{alloc_uninit, with_dtype, Element, Tensor};
+use crate::tensor::{alloc_uninit, with_dtype, Element, Layout, Tensor};
 
 /// The kept shape after reducing `dims` of `shape`.
 fn reduced_shape(shape: &[usize], dims: &[usize], keepdim: bool) -> Vec<usize> {
@@ -49,12 +49,17 @@ impl ArbPlan {
 
 impl Tensor {
     /// Brings the reduced dims into one middle block of a contiguous
-    /// buffer. When the tensor is a permutation of a contiguous one (a
-    /// transposed matrix, `[b, c, h, w]` seen from `[b, h, w, c]`) and the
-    /// reduced dims are adjacent in memory, no copy is made; otherwise the
-    /// reduced dims are moved last and copied.
+    /// buffer: [`Tensor::arb_in_place`] where it applies, otherwise
+    /// [`Tensor::arb_copy`].
     fn arb_plan(&self, dims: &[usize]) -> ArbPlan {
-        let shape = self.shape();
+        self.arb_in_place(dims)
+            .unwrap_or_else(|| self.arb_copy(dims))
+    }
+
+    /// The `[a, r, b]` plan with no copy: for a permutation of a contiguous
+    /// tensor (a transposed matrix, `[b, c, h, w]` seen from `[b, h, w, c]`)
+    /// whose reduced dims are adjacent in memory.
+    fn arb_in_place(&self, dims: &[usize]) -> Option<ArbPlan> {
         let order = self.layout().memory_order();
         let in_memory = self
             .layout()
@@ -67,31 +72,43 @@ impl Tensor {
             .map(|(p, _)| p)
             .collect();
         let adjacent = pos.windows(2).all(|w| w[1] == w[0] + 1);
-        if in_memory.is_contiguous() && adjacent && !pos.is_empty() {
-            let (p0, p1) = (pos[0], pos[pos.len() - 1] + 1);
-            let ms = in_memory.shape();
-            return ArbPlan {
-                buf: self.view_with(in_memory.clone()),
-                a: ms[..p0].iter().product(),
-                r: ms[p0..p1].iter().product(),
-                b: ms[p1..].iter().product(),
-                full_order: order,
-            };
+        if !(in_memory.is_contiguous() && adjacent && !pos.is_empty()) {
+            return None;
         }
+        let (p0, p1) = (pos[0], pos[pos.len() - 1] + 1);
+        let ms = in_memory.shape();
+        Some(ArbPlan {
+            buf: self.view_with(in_memory.clone()),
+            a: ms[..p0].iter().product(),
+            r: ms[p0..p1].iter().product(),
+            b: ms[p1..].iter().product(),
+            full_order: order,
+        })
+    }
+
+    /// The kept dims, and the layout with the kept dims first and the
+    /// reduced dims last (a plain view, not the recorded `permute`: the
+    /// reductions record their own VJPs).
+    fn reduced_last(&self, dims: &[usize]) -> (Vec<usize>, Layout) {
         let kept: Vec<usize> = (0..self.rank()).filter(|i| !dims.contains(i)).collect();
-        let perm: Vec<usize> = kept.iter().chain(dims.iter()).copied().collect();
-        // A plain view (not the recorded `permute`): this op records its own VJP.
-        let layout = self
+        let perm: Vec<usize> = kept.iter().chain(dims).copied().collect();
+        let moved = self
             .layout()
             .permute(&perm)
             .expect("a permutation of all dims");
-        let moved = self.view_with(layout).contiguous_data();
+        (kept, moved)
+    }
+
+    /// The `[a, r, 1]` plan of a copy with the reduced dims moved last.
+    fn arb_copy(&self, dims: &[usize]) -> ArbPlan {
+        let shape = self.shape();
+        let (kept, moved) = self.reduced_last(dims);
         ArbPlan {
-            buf: moved,
+            buf: self.view_with(moved).contiguous_data(),
             a: kept.iter().map(|&i| shape[i]).product(),
             r: dims.iter().map(|&i| shape[i]).product(),
             b: 1,
-            full_order: perm,
+            full_order: kept.iter().chain(dims).copied().collect(),
         }
     }
 
@@ -122,30 +139,20 @@ impl Tensor {
     }
 
     /// Sum, max or min read where the elements lie, for a view that
-    /// [`Tensor::arb_plan`] would have to copy (a batch of diagonals, a
+    /// [`Tensor::arb_in_place`] does not take (a batch of diagonals, a
     /// strided slice) and whose reduced dims merge into one strided run per
     /// output element. `None` where that does not hold.
     fn reduce_strided(&self, dims: &[usize], op: Reduce, keepdim: bool) -> Option<Tensor> {
         if op == Reduce::LogSumExp {
             return None;
         }
-        let layout = self.layout();
-        let in_memory = layout
-            .permute(&layout.memory_order())
-            .expect("memory order is a permutation");
-        if in_memory.is_contiguous() {
-            // arb_plan reads these in place or with one cheap permuting copy.
-            return None;
-        }
-        let kept: Vec<usize> = (0..self.rank()).filter(|i| !dims.contains(i)).collect();
-        let order: Vec<usize> = kept.iter().chain(dims).copied().collect();
-        let moved = layout.permute(&order).expect("a permutation of all dims");
+        let (kept, moved) = self.reduced_last(dims);
         let plan = Plan::new(moved.shape(), [moved.strides()], [moved.offset()]);
         let r: usize = dims.iter().map(|&d| self.shape()[d]).product();
         let rows: usize = kept.iter().map(|&d| self.shape()[d]).product();
         // Each output's run must be the closest-packed walk: summing down
         // the columns of a strided slice would jump a row per element, where
-        // arb_plan's tiled copy then contiguous sums read every line once.
+        // arb_copy's tiled copy then contiguous sums read every line once.
         let [inner] = plan.inner_strides();
         let outer = &plan.strides[0][..plan.shape.len() - 1];
         if r < 2
@@ -161,6 +168,20 @@ impl Tensor {
             k::reduce_strided(s, &plan, op, &mut out);
             self.reduced_output(out, &kept, dims, keepdim)
         }))
+    }
+
+    /// Runs the `[a, r, b]` reduction kernel over `plan`.
+    fn reduce_arb(&self, plan: ArbPlan, dims: &[usize], op: Reduce, keepdim: bool) -> Tensor {
+        let kept_order = plan.kept_order(dims);
+        let ArbPlan { buf, a, r, b, .. } = plan;
+        let storage = buf.storage();
+        with_dtype!(&*storage, T, s => {
+            let off = buf.layout().offset();
+            let src = &s[off..off + a * r * b];
+            let mut out = alloc_uninit::<T>(a * b);
+            k::reduce(src, a, r, b, op, &mut out);
+            self.reduced_output(out, &kept_order, dims, keepdim)
+        })
     }
 
     fn reduce_op(
@@ -180,21 +201,12 @@ impl Tensor {
                 format!("reducing an empty dim of shape {:?}", self.shape()),
             ));
         }
-        let out = match self.reduce_strided(&dims, op, keepdim) {
-            Some(out) => out,
-            None => {
-                let plan = self.arb_plan(&dims);
-                let kept_order = plan.kept_order(&dims);
-                let ArbPlan { buf, a, r, b, .. } = plan;
-                let storage = buf.storage();
-                with_dtype!(&*storage, T, s => {
-                    let off = buf.layout().offset();
-                    let src = &s[off..off + a * r * b];
-                    let mut out = alloc_uninit::<T>(a * b);
-                    k::reduce(src, a, r, b, op, &mut out);
-                    self.reduced_output(out, &kept_order, &dims, keepdim)
-                })
-            }
+        // In place as [a, r, b]; else strided runs read in place; else a copy.
+        let out = match self.arb_in_place(&dims) {
+            Some(plan) => self.reduce_arb(plan, &dims, op, keepdim),
+            None => self
+                .reduce_strided(&dims, op, keepdim)
+                .unwrap_or_else(|| self.reduce_arb(self.arb_copy(&dims), &dims, op, keepdim)),
         };
         let keep_shape = reduced_shape(self.shape(), &dims, true);
         Ok(record(name, out, &[self], move |inp, g, _| {
