@@ -6,9 +6,13 @@
 //! Each row of the table is an op with inputs drawn from its valid domain.
 //! The check is along random directions: for a scalar
 //! `L(x) = sum(w * f(x))` with a fixed random `w`, autodiff's `<dL/dx, v>`
-//! must equal `(L(x + h v) - L(x - h v)) / 2h`.
+//! must equal `(L(x + h v) - L(x - h v)) / 2h`, by reverse mode and by
+//! forward mode (`jvp`); at second order, by reverse over reverse and by
+//! reverse over forward.
 
-use ricci::autograd::{grad, gradcheck, hessian, jacobian, jvp, vjp, GradcheckOptions};
+use ricci::autograd::{
+    forward_tangents, grad, gradcheck, hessian, hvp, jacobian, jvp, vjp, GradcheckOptions,
+};
 use ricci::{linear, DType, Result, Rng, Tensor};
 
 type Op = fn(&[Tensor]) -> Result<Tensor>;
@@ -680,6 +684,118 @@ fn jacobian_hessian_and_jvp_agree_with_closed_forms() {
     {
         assert!((p - q).abs() < 1e-12);
     }
+}
+
+fn assert_close(got: &Tensor, want: &Tensor, tol: f64, what: &str) {
+    assert_eq!(got.shape(), want.shape(), "{what}: shapes");
+    for (i, (p, q)) in got
+        .to_vec::<f64>()
+        .unwrap()
+        .iter()
+        .zip(want.to_vec::<f64>().unwrap())
+        .enumerate()
+    {
+        assert!(
+            (p - q).abs() <= tol * (1.0 + q.abs()),
+            "{what}[{i}]: {p} vs {q}"
+        );
+    }
+}
+
+/// A small network with most op families: linear, gather, softmax,
+/// reductions, broadcasting, movement, layer norm.
+fn network(x: &Tensor) -> Result<Tensor> {
+    let w = Tensor::from_vec((0..12).map(|i| (i as f64 * 0.37).sin()).collect(), &[3, 4])?;
+    let h = linear(&x.reshape([2, 4])?, &w, None)?.tanh();
+    let n = h.layer_norm(None, None, 1e-5)?;
+    let p = n.softmax(-1)?.mul(&h.exp())?;
+    let picked = p.gather(1, &Tensor::from_vec(vec![2.0, 0.0], &[2, 1])?)?;
+    let cols = p.t()?.narrow(0, 1, 2)?.sum(1, false)?;
+    Tensor::cat(&[&picked.reshape([2])?, &cols.sqrt()], 0)?
+        .logsumexp(0, false)?
+        .add(&x.square().mean_all())
+}
+
+#[test]
+fn forward_mode_jvp_equals_the_jacobian_applied_to_the_tangent() {
+    let mut rng = Rng::new(11);
+    let x = Tensor::randn(&[8], DType::F64, &mut rng);
+    let t = Tensor::randn(&[8], DType::F64, &mut rng);
+    let f = |x: &Tensor| -> Result<Tensor> {
+        let h = linear(&x.reshape([2, 4])?, &x.reshape([2, 4])?, None)?;
+        Tensor::cat(&[&h.sigmoid().flatten_all(), &x.narrow(0, 2, 3)?.cos()], 0)
+    };
+    let (y, jt) = jvp(
+        |xs| f(&xs[0]),
+        std::slice::from_ref(&x),
+        std::slice::from_ref(&t),
+    )
+    .unwrap();
+    assert_eq!(y.shape(), &[7]);
+    let j = jacobian(f, &x).unwrap();
+    let want = j.matmul(&t).unwrap();
+    assert_close(&jt, &want, 1e-12, "J t");
+    // The tangent of an unused input is zero, and a seeded non-leaf is
+    // taken as given: its own inputs' tangents are ignored.
+    let xl = x.set_requires_grad(true);
+    let mid = xl.square();
+    let out = mid.sum_all();
+    let unit = Tensor::ones(&[8], DType::F64);
+    let dt = forward_tangents(&[&out, &mid], &[(&mid, &unit), (&xl, &t)]).unwrap();
+    assert_eq!(dt[0].as_ref().unwrap().to_f64().unwrap(), 8.0);
+    assert_eq!(
+        dt[1].as_ref().unwrap().to_vec::<f64>().unwrap(),
+        vec![1.0; 8]
+    );
+    let other = Tensor::ones(&[2], DType::F64).set_requires_grad(true);
+    let none = forward_tangents(&[&other.sum_all()], &[(&xl, &t)]).unwrap();
+    assert!(none[0].is_none());
+    let bad = forward_tangents(&[&out], &[(&xl, &Tensor::ones(&[3], DType::F64))]);
+    assert!(bad.unwrap_err().to_string().contains("jvp"));
+}
+
+#[test]
+fn hessian_vector_products_agree_three_ways_and_with_the_hessian() {
+    let mut rng = Rng::new(12);
+    let x = Tensor::randn(&[8], DType::F64, &mut rng);
+    let v = Tensor::randn(&[8], DType::F64, &mut rng);
+    let want = hessian(network, &x).unwrap().matmul(&v).unwrap();
+    // Reverse over forward (hvp), forward over reverse (jvp of grad),
+    // reverse over reverse (grad of <grad, v>).
+    let rof = hvp(network, &x, &v).unwrap();
+    let (_, for_) = jvp(
+        |xs| Ok(grad(|y| network(&y[0]), xs)?.remove(0)),
+        std::slice::from_ref(&x),
+        std::slice::from_ref(&v),
+    )
+    .unwrap();
+    let ror = grad(
+        |xs| {
+            grad(|y| network(&y[0]), xs)?
+                .remove(0)
+                .mul(&v)
+                .map(|p| p.sum_all())
+        },
+        std::slice::from_ref(&x),
+    )
+    .unwrap()
+    .remove(0);
+    assert_close(&rof, &want, 1e-10, "reverse over forward");
+    assert_close(&for_, &want, 1e-10, "forward over reverse");
+    assert_close(&ror, &want, 1e-10, "reverse over reverse");
+    // Forward over forward: the second directional derivative vᵀ H v.
+    let (_, second) = jvp(
+        |xs| Ok(jvp(|y| network(&y[0]), xs, std::slice::from_ref(&v))?.1),
+        std::slice::from_ref(&x),
+        std::slice::from_ref(&v),
+    )
+    .unwrap();
+    let vhv = want.mul(&v).unwrap().sum_all().to_f64().unwrap();
+    let got = second.to_f64().unwrap();
+    assert!(
+        (got - vhv).abs() < 1e-10 * (1.0 + vhv.abs()),
+        "vᵀHv {got} vs {vhv}"
+    );
 }
 
 #[test]

@@ -1,13 +1,17 @@
 //! The Hessian of a scalar loss over a set of parameters, used only through
-//! Hessian-vector products: `H v` is the gradient of `⟨∇L, v⟩`, a second
-//! backward pass through the recorded first one (Pearlmutter 1994), so the
-//! `n x n` Hessian is never formed and one product costs a small multiple
-//! of a gradient.
+//! Hessian-vector products: `H v` is the gradient of the directional
+//! derivative `⟨∇L, v⟩` (Pearlmutter 1994), so the `n x n` Hessian is never
+//! formed and one product costs a small multiple of a gradient.
 //!
-//! [`Hessian::new`] computes the loss and its gradient once, with the
-//! backward pass recorded; every product after that differentiates the
-//! same gradient graph again, so a Lanczos run of 80 products pays for one
-//! forward and one first backward in all. On top of the products:
+//! [`Hessian::new`] evaluates the loss once with its graph recorded. Each
+//! product pushes `v` forward through that graph (forward mode, recorded),
+//! which gives `⟨∇L, v⟩` without ever forming `∇L`, then differentiates
+//! the result (reverse over forward). For an MLP's first layer `x W₁ᵀ`
+//! that is two large products per Hessian-vector product, `x V₁ᵀ` forward
+//! and one back to `W₁`, as JAX's compiled forward-over-reverse; reverse
+//! over reverse would also form `W₁`'s gradient `gᵀ x`, whose value is
+//! never used. A Lanczos run of 80 products pays for one forward in all.
+//! On top of the products:
 //!
 //! - extreme eigenpairs by Lanczos with full reorthogonalisation
 //!   ([`Hessian::eigenpairs`]) or power iteration ([`Hessian::power_iteration`]);
@@ -23,7 +27,7 @@
 //! Vectors in parameter space are "flat": the parameters' elements in the
 //! order given, each tensor in row-major order.
 
-use crate::autograd::{grad_of_allow_unused, set_grad_enabled};
+use crate::autograd::{forward_tangents, grad_of_allow_unused, set_grad_enabled};
 use crate::error::{Error, Result};
 use crate::linalg::{self, Lanczos, LanczosParams, PowerIteration};
 use crate::tensor::{DType, Rng, Tensor};
@@ -43,9 +47,8 @@ use crate::tensor::{DType, Rng, Tensor};
 /// ```
 pub struct Hessian {
     params: Vec<Tensor>,
-    /// `∇L` with its backward pass recorded; `None` where the loss does not
-    /// depend on a parameter (its rows and columns of `H` are zero).
-    grads: Vec<Option<Tensor>>,
+    /// The loss with its graph recorded.
+    value: Tensor,
     loss: f64,
     dim: usize,
     dtype: DType,
@@ -62,8 +65,8 @@ impl std::fmt::Debug for Hessian {
 }
 
 impl Hessian {
-    /// Evaluates `loss` (with gradient recording on) and its gradient with
-    /// respect to `params`, keeping the graph for Hessian-vector products.
+    /// Evaluates `loss` with gradient recording on, keeping the graph for
+    /// Hessian-vector products with respect to `params`.
     /// Every parameter must require grad (model parameters do), all of one
     /// dtype; the loss must be a scalar.
     pub fn new(loss: impl FnOnce() -> Result<Tensor>, params: &[Tensor]) -> Result<Hessian> {
@@ -95,12 +98,10 @@ impl Hessian {
             ));
         }
         first.same_dtype(name, &value)?;
-        let refs: Vec<&Tensor> = params.iter().collect();
-        let grads = grad_of_allow_unused(&value, &refs, None, true)?;
         Ok(Hessian {
             params: params.to_vec(),
-            grads,
             loss: value.to_f64()?,
+            value,
             dim: params.iter().map(Tensor::numel).sum(),
             dtype: first.dtype(),
         })
@@ -116,13 +117,16 @@ impl Hessian {
         self.loss
     }
 
-    /// The gradient `∇L`, one tensor per parameter (detached).
-    pub fn gradient(&self) -> Vec<Tensor> {
-        self.grads
-            .iter()
+    /// The gradient `∇L`, one tensor per parameter (a backward pass
+    /// through the recorded loss, not recorded itself).
+    pub fn gradient(&self) -> Result<Vec<Tensor>> {
+        let refs: Vec<&Tensor> = self.params.iter().collect();
+        let grads = grad_of_allow_unused(&self.value, &refs, None, false)?;
+        Ok(grads
+            .into_iter()
             .zip(&self.params)
-            .map(|(g, p)| g.as_ref().map_or_else(|| p.zeros_like(), Tensor::detach))
-            .collect()
+            .map(|(g, p)| g.unwrap_or_else(|| p.zeros_like()))
+            .collect())
     }
 
     /// `H v` for `v` given as one tensor per parameter (same shapes).
@@ -138,28 +142,26 @@ impl Hessian {
                 ),
             ));
         }
-        let mut inner: Option<Tensor> = None;
-        {
-            let _mode = set_grad_enabled(true);
-            for ((g, p), vi) in self.grads.iter().zip(&self.params).zip(v) {
-                if p.shape() != vi.shape() {
-                    return Err(Error::shape(name, p.shape(), vi.shape()));
-                }
-                p.same_dtype(name, vi)?;
-                let Some(g) = g else { continue };
-                let term = g.reshape([-1])?.vecdot(&vi.detach().reshape([-1])?)?;
-                inner = Some(match inner {
-                    Some(acc) => acc.add(&term)?,
-                    None => term,
-                });
+        let mut directions = Vec::with_capacity(v.len());
+        for (p, vi) in self.params.iter().zip(v) {
+            if p.shape() != vi.shape() {
+                return Err(Error::shape(name, p.shape(), vi.shape()));
             }
+            p.same_dtype(name, vi)?;
+            directions.push(vi.detach());
         }
+        let seeds: Vec<(&Tensor, &Tensor)> = self.params.iter().zip(&directions).collect();
+        // ⟨∇L, v⟩ by forward mode, recorded so that it can be differentiated.
+        let slope = {
+            let _mode = set_grad_enabled(true);
+            forward_tangents(&[&self.value], &seeds)?.remove(0)
+        };
         let zeros = || self.params.iter().map(Tensor::zeros_like).collect();
-        let Some(inner) = inner else {
+        let Some(slope) = slope else {
             return Ok(zeros());
         };
         let refs: Vec<&Tensor> = self.params.iter().collect();
-        let hv = grad_of_allow_unused(&inner, &refs, None, false)?;
+        let hv = grad_of_allow_unused(&slope, &refs, None, false)?;
         Ok(hv
             .into_iter()
             .zip(&self.params)

@@ -3,12 +3,15 @@
 //! for ricci's tests.
 //!
 //! For `L(x) = sum(w * f(x))` with a fixed random `w`, autodiff's
-//! directional derivative `<dL/dx_i, v>` along a random `v` must equal the
-//! central difference `(L(x + h v) - L(x - h v)) / 2h`; at second order, the
-//! Hessian-vector product `H v` projected on a random `u` must equal the
-//! central difference of gradients. Inputs must be f64.
+//! directional derivative along a random `v` must equal the central
+//! difference `(L(x + h v) - L(x - h v)) / 2h`, computed both ways: reverse
+//! mode `<dL/dx_i, v>` and forward mode `<w, J v>` (every op's JVP). At
+//! second order, the Hessian-vector product `H v` projected on a random `u`
+//! must equal the central difference of gradients, computed both ways too:
+//! reverse over reverse (every op's VJP differentiated) and reverse over
+//! forward (every op's JVP differentiated). Inputs must be f64.
 
-use super::{grad, hvp};
+use super::{grad, hvp, jvp};
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Rng, Tensor};
 
@@ -84,15 +87,22 @@ pub fn gradcheck(
             loss(&ys)?.to_f64()
         };
         let fd = (shifted(1.0)? - shifted(-1.0)?) / (2.0 * h);
-        let ad = dot(&g[i], &v)?;
-        if (fd - ad).abs() > opts.tolerance * (1.0 + fd.abs()) {
-            return Err(Error::invalid(
-                OP,
-                format!(
-                    "input {i} {:?}: autodiff gives {ad}, finite differences {fd}",
-                    x.shape()
-                ),
-            ));
+        let tangents: Vec<Tensor> = xs
+            .iter()
+            .enumerate()
+            .map(|(j, xj)| if j == i { v.clone() } else { xj.zeros_like() })
+            .collect();
+        let forward = jvp(loss, xs, &tangents)?.1.to_f64()?;
+        for (mode, ad) in [("reverse", dot(&g[i], &v)?), ("forward", forward)] {
+            if (fd - ad).abs() > opts.tolerance * (1.0 + fd.abs()) {
+                return Err(Error::invalid(
+                    OP,
+                    format!(
+                        "input {i} {:?}: {mode}-mode autodiff gives {ad}, finite differences {fd}",
+                        x.shape()
+                    ),
+                ));
+            }
         }
         if opts.second_order {
             let fi = |xi: &Tensor| {
@@ -100,7 +110,17 @@ pub fn gradcheck(
                 ys[i] = xi.clone();
                 loss(&ys)
             };
-            let hv = hvp(fi, x, &v)?;
+            let over_forward = hvp(fi, x, &v)?;
+            let over_reverse = grad(
+                |y| {
+                    grad(|z| fi(&z[0]), y)?
+                        .remove(0)
+                        .mul(&v)
+                        .map(|t| t.sum_all())
+                },
+                std::slice::from_ref(x),
+            )?
+            .remove(0);
             let hh = 10.0 * h;
             let grad_at = |sign: f64| -> Result<Tensor> {
                 let xi = x.add(&v.mul_scalar(sign * hh))?;
@@ -108,15 +128,18 @@ pub fn gradcheck(
             };
             let fd_hv = grad_at(1.0)?.sub(&grad_at(-1.0)?)?.div_scalar(2.0 * hh);
             let u = Tensor::randn(x.shape(), DType::F64, &mut rng);
-            let (a, b) = (dot(&hv, &u)?, dot(&fd_hv, &u)?);
-            if (a - b).abs() > opts.second_order_tolerance * (1.0 + b.abs()) {
-                return Err(Error::invalid(
-                    OP,
-                    format!(
-                        "input {i} {:?}: Hessian-vector product gives {a}, finite differences {b}",
-                        x.shape()
-                    ),
-                ));
+            let b = dot(&fd_hv, &u)?;
+            for (mode, hv) in [("forward", &over_forward), ("reverse", &over_reverse)] {
+                let a = dot(hv, &u)?;
+                if (a - b).abs() > opts.second_order_tolerance * (1.0 + b.abs()) {
+                    return Err(Error::invalid(
+                        OP,
+                        format!(
+                            "input {i} {:?}: Hessian-vector product (reverse over {mode}) gives {a}, finite differences {b}",
+                            x.shape()
+                        ),
+                    ));
+                }
             }
         }
     }

@@ -1,11 +1,12 @@
 //! The backward walk: topological order by an iterative depth-first search
 //! (so a chain of 100,000 ops cannot overflow the stack), then one pass in
 //! reverse order that hands each node's finished gradient to its op's VJP
-//! and drops it right after.
+//! and drops it right after. The forward (tangent) walk uses the same order
+//! front to back.
 
 use std::collections::{HashMap, HashSet};
 
-use super::set_grad_enabled;
+use super::{is_grad_enabled, set_grad_enabled, GradFn};
 use crate::error::{Error, Result};
 use crate::tensor::{Tensor, TensorId};
 
@@ -52,11 +53,13 @@ impl Grads {
     }
 }
 
-/// Nodes reachable from `root` through recorded ops, inputs before users.
-fn topological_order(root: &Tensor) -> Vec<Tensor> {
+/// Nodes reachable from `roots` through recorded ops, inputs before users.
+/// Nodes in `stop` are left out, and so is what lies behind them.
+fn topological_order(roots: &[&Tensor], stop: &HashSet<TensorId>) -> Vec<Tensor> {
     let mut order = Vec::new();
-    let mut seen: HashSet<TensorId> = HashSet::new();
-    let mut stack: Vec<(Tensor, bool)> = vec![(root.clone(), false)];
+    let mut seen: HashSet<TensorId> = stop.clone();
+    let mut stack: Vec<(Tensor, bool)> =
+        roots.iter().rev().map(|t| ((*t).clone(), false)).collect();
     while let Some((t, expanded)) = stack.pop() {
         if expanded {
             order.push(t);
@@ -84,6 +87,18 @@ pub(crate) fn backward(
     seed: Option<&Tensor>,
     create_graph: bool,
     keep: &[TensorId],
+) -> Result<Grads> {
+    backward_within(root, seed, create_graph, keep, &HashSet::new())
+}
+
+/// As [`backward`], treating the tensors in `stop` as constants: no
+/// gradient flows into them or past them.
+fn backward_within(
+    root: &Tensor,
+    seed: Option<&Tensor>,
+    create_graph: bool,
+    keep: &[TensorId],
+    stop: &HashSet<TensorId>,
 ) -> Result<Grads> {
     if !root.requires_grad() {
         return Err(Error::invalid(
@@ -113,7 +128,7 @@ pub(crate) fn backward(
         }
     };
     let _mode = set_grad_enabled(create_graph);
-    let order = topological_order(root);
+    let order = topological_order(&[root], stop);
     let mut pending: HashMap<TensorId, Tensor> = HashMap::new();
     pending.insert(root.id(), seed);
     let mut out = Grads::default();
@@ -124,7 +139,10 @@ pub(crate) fn backward(
         match node.grad_fn() {
             Some(f) => {
                 let inputs = f.inputs();
-                let needs: Vec<bool> = inputs.iter().map(|t| t.requires_grad()).collect();
+                let needs: Vec<bool> = inputs
+                    .iter()
+                    .map(|t| t.requires_grad() && !stop.contains(&t.id()))
+                    .collect();
                 let grads = f.vjp(&g, &needs)?;
                 for ((input, gi), need) in inputs.iter().zip(grads).zip(needs) {
                     let (Some(gi), true) = (gi, need) else {
@@ -153,6 +171,125 @@ pub(crate) fn backward(
         }
     }
     Ok(out)
+}
+
+/// The tangents of `outputs` when each tensor in `seeds` moves along its
+/// tangent (forward mode, over the recorded graph): one pass inputs-first
+/// in which every op on a path from a seeded tensor maps its inputs'
+/// tangents with its [`GradFn::jvp`]. `None` for an output that no seeded
+/// tensor reaches (its tangent is zero). A seeded tensor's own recorded
+/// inputs are ignored, as for a leaf.
+///
+/// With grad mode on, the tangent pass is recorded, so tangents can be
+/// differentiated: the gradient of a directional derivative `⟨∇f, v⟩` is
+/// the Hessian-vector product `H v`.
+///
+/// ```
+/// use ricci::{Tensor, autograd::forward_tangents};
+/// let x = Tensor::from_vec(vec![1.0f64, 2.0], &[2])?.set_requires_grad(true);
+/// let y = x.square().sum_all(); // dy = 2 x · dx
+/// let t = Tensor::from_vec(vec![1.0f64, 0.5], &[2])?;
+/// let dy = forward_tangents(&[&y], &[(&x, &t)])?.remove(0).unwrap();
+/// assert_eq!(dy.to_f64()?, 4.0);
+/// # Ok::<(), ricci::Error>(())
+/// ```
+pub fn forward_tangents(
+    outputs: &[&Tensor],
+    seeds: &[(&Tensor, &Tensor)],
+) -> Result<Vec<Option<Tensor>>> {
+    let mut tangents: HashMap<TensorId, Tensor> = HashMap::new();
+    for (x, t) in seeds {
+        if t.shape() != x.shape() {
+            return Err(Error::shape("jvp", x.shape(), t.shape()));
+        }
+        x.same_dtype("jvp", t)?;
+        tangents.insert(x.id(), (*t).clone());
+    }
+    let order = topological_order(outputs, &HashSet::new());
+    // Uses left of each tangent, so that each is dropped after its last user.
+    let mut uses: HashMap<TensorId, usize> = HashMap::new();
+    for node in &order {
+        if let Some(f) = node.grad_fn() {
+            for input in f.inputs() {
+                *uses.entry(input.id()).or_default() += 1;
+            }
+        }
+    }
+    let wanted: HashSet<TensorId> = outputs.iter().map(|t| t.id()).collect();
+    for node in &order {
+        let Some(f) = node.grad_fn() else { continue };
+        let inputs = f.inputs();
+        let ts: Vec<Option<Tensor>> = inputs
+            .iter()
+            .map(|x| tangents.get(&x.id()).cloned())
+            .collect();
+        for x in inputs {
+            if let Some(n) = uses.get_mut(&x.id()) {
+                *n -= 1;
+                if *n == 0 && !wanted.contains(&x.id()) {
+                    tangents.remove(&x.id());
+                }
+            }
+        }
+        if tangents.contains_key(&node.id()) || ts.iter().all(Option::is_none) {
+            continue;
+        }
+        let t = f.jvp(node, &ts)?;
+        if t.shape() != node.shape() || t.dtype() != node.dtype() {
+            return Err(Error::invalid(
+                "jvp",
+                format!(
+                    "internal: the JVP of {} gave a tangent of shape {:?} ({:?}) for an output of shape {:?} ({:?})",
+                    f.name(),
+                    t.shape(),
+                    t.dtype(),
+                    node.shape(),
+                    node.dtype()
+                ),
+            ));
+        }
+        tangents.insert(node.id(), t);
+    }
+    Ok(outputs
+        .iter()
+        .map(|y| tangents.get(&y.id()).cloned())
+        .collect())
+}
+
+/// The JVP of one op by differentiating its VJP with respect to the
+/// cotangent (see [`GradFn::jvp`]). The second backward stops at the op's
+/// inputs and the tangents, so it costs about one more VJP, not a walk of
+/// the whole graph behind them. The result is recorded when grad mode is on.
+pub(crate) fn jvp_by_double_vjp<F: GradFn + ?Sized>(
+    f: &F,
+    out: &Tensor,
+    tangents: &[Option<Tensor>],
+) -> Result<Tensor> {
+    let create_graph = is_grad_enabled();
+    let _mode = set_grad_enabled(true);
+    let u = out.zeros_like().set_requires_grad(true);
+    let needs: Vec<bool> = tangents.iter().map(Option::is_some).collect();
+    let grads = f.vjp(&u, &needs)?;
+    let mut inner: Option<Tensor> = None;
+    for (g, t) in grads.into_iter().zip(tangents) {
+        let (Some(g), Some(t)) = (g, t) else { continue };
+        let term = g.mul(t)?.sum_all();
+        inner = Some(match inner {
+            Some(acc) => acc.add(&term)?,
+            None => term,
+        });
+    }
+    let Some(inner) = inner.filter(Tensor::requires_grad) else {
+        return Ok(out.zeros_like());
+    };
+    let stop: HashSet<TensorId> = f
+        .inputs()
+        .iter()
+        .chain(tangents.iter().flatten())
+        .map(Tensor::id)
+        .collect();
+    let grads = backward_within(&inner, None, create_graph, &[u.id()], &stop)?;
+    Ok(grads.get(&u).cloned().unwrap_or_else(|| out.zeros_like()))
 }
 
 fn accumulate(map: &mut HashMap<TensorId, Tensor>, id: TensorId, g: Tensor) -> Result<()> {

@@ -6,7 +6,7 @@
 //! the backward pass is recorded, so transforms nest: `hessian` is the
 //! `jacobian` of `grad`, and a third derivative is a `grad` of a `hessian`.
 
-use super::engine::grad_of_allow_unused;
+use super::engine::{forward_tangents, grad_of_allow_unused};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -83,8 +83,20 @@ pub fn vjp(
 }
 
 /// `(f(xs), J t)`: the value and the Jacobian-vector product with tangents
-/// `ts` (one per input), by the double-vjp trick: `u ↦ uᵀJ` is linear in
-/// `u`, and differentiating `⟨uᵀJ, t⟩` with respect to `u` gives `J t`.
+/// `ts` (one per input), by forward mode: `f` runs once with its graph
+/// recorded, then the tangents are pushed through that graph op by op
+/// ([`forward_tangents`]). The tangent pass is recorded when an input or a
+/// tangent requires grad, so `jvp` nests under the other transforms.
+///
+/// ```
+/// use ricci::{Tensor, autograd::jvp};
+/// let x = Tensor::from_vec(vec![0.5f64, -1.0], &[2])?;
+/// let t = Tensor::from_vec(vec![1.0f64, 2.0], &[2])?;
+/// let (y, dy) = jvp(|xs| Ok(xs[0].sin()), &[x.clone()], &[t])?;
+/// assert_eq!(y.to_vec::<f64>()?, vec![0.5f64.sin(), (-1.0f64).sin()]);
+/// assert_eq!(dy.to_vec::<f64>()?, vec![0.5f64.cos(), 2.0 * (-1.0f64).cos()]);
+/// # Ok::<(), ricci::Error>(())
+/// ```
 pub fn jvp(
     f: impl Fn(&[Tensor]) -> Result<Tensor>,
     xs: &[Tensor],
@@ -102,28 +114,17 @@ pub fn jvp(
         }
         x.same_dtype("jvp", t)?;
     }
-    let (leaves, _) = as_leaves(xs);
-    let _mode = super::set_grad_enabled(true);
-    let y = f(&leaves)?;
-    let u = y.zeros_like().set_requires_grad(true);
-    let refs: Vec<&Tensor> = leaves.iter().collect();
-    let gs = grad_of_allow_unused(&y, &refs, Some(&u), true)?;
-    let mut inner: Option<Tensor> = None;
-    for (g, t) in gs.into_iter().zip(ts) {
-        let Some(g) = g else { continue };
-        let term = g.mul(t)?.sum_all();
-        inner = Some(match inner {
-            Some(acc) => acc.add(&term)?,
-            None => term,
-        });
-    }
-    let jt = match inner {
-        Some(s) if s.requires_grad() => grad_of_allow_unused(&s, &[&u], None, true)?
-            .pop()
-            .flatten()
-            .unwrap_or_else(|| y.zeros_like()),
-        _ => y.zeros_like(),
+    let (leaves, nested) = as_leaves(xs);
+    let y = {
+        let _mode = super::set_grad_enabled(true);
+        f(&leaves)?
     };
+    let _mode = super::set_grad_enabled(nested || ts.iter().any(Tensor::requires_grad));
+    let seeds: Vec<(&Tensor, &Tensor)> = leaves.iter().zip(ts).collect();
+    let jt = forward_tangents(&[&y], &seeds)?
+        .pop()
+        .flatten()
+        .unwrap_or_else(|| y.zeros_like());
     Ok((y.detach(), jt))
 }
 
@@ -165,11 +166,24 @@ pub fn hessian(f: impl Fn(&Tensor) -> Result<Tensor>, x: &Tensor) -> Result<Tens
     )
 }
 
-/// The Hessian-vector product `H v` of a scalar `f` at `x`, without forming `H`.
+/// The Hessian-vector product `H v` of a scalar `f` at `x`, without forming
+/// `H`: the gradient of the directional derivative `⟨∇f, v⟩`, which forward
+/// mode gives without forming `∇f` (reverse over forward).
+///
+/// ```
+/// use ricci::{Tensor, autograd::hvp};
+/// // f(x) = x₀² x₁ has the Hessian [[2 x₁, 2 x₀], [2 x₀, 0]].
+/// let x = Tensor::from_vec(vec![3.0f64, 2.0], &[2])?;
+/// let v = Tensor::from_vec(vec![1.0f64, 1.0], &[2])?;
+/// let hv = hvp(|x| Ok(x.narrow(0, 0, 1)?.square().mul(&x.narrow(0, 1, 1)?)?.sum_all()), &x, &v)?;
+/// assert_eq!(hv.to_vec::<f64>()?, vec![10.0, 6.0]);
+/// # Ok::<(), ricci::Error>(())
+/// ```
 pub fn hvp(f: impl Fn(&Tensor) -> Result<Tensor>, x: &Tensor, v: &Tensor) -> Result<Tensor> {
     if x.shape() != v.shape() {
         return Err(Error::shape("hvp", x.shape(), v.shape()));
     }
+    x.same_dtype("hvp", v)?;
     let (leaves, nested) = as_leaves(std::slice::from_ref(x));
     let x = &leaves[0];
     let _mode = super::set_grad_enabled(true);
@@ -183,11 +197,10 @@ pub fn hvp(f: impl Fn(&Tensor) -> Result<Tensor>, x: &Tensor, v: &Tensor) -> Res
             ),
         ));
     }
-    let Some(g) = grad_of_allow_unused(&y, &[x], None, true)?.pop().flatten() else {
+    let Some(slope) = forward_tangents(&[&y], &[(x, v)])?.pop().flatten() else {
         return Ok(x.zeros_like());
     };
-    let gv = g.mul(v)?.sum_all();
-    let hv = grad_of_allow_unused(&gv, &[x], None, nested)?
+    let hv = grad_of_allow_unused(&slope, &[x], None, nested || v.requires_grad())?
         .pop()
         .flatten()
         .unwrap_or_else(|| x.zeros_like());

@@ -11,6 +11,14 @@
 //!
 //! VJPs recompute what they need from the op's inputs rather than saving
 //! its output, so no tensor holds a reference to itself through its graph.
+//!
+//! Forward mode runs over the same recorded graph: [`forward_tangents`]
+//! walks it inputs-first and asks each op for its Jacobian-vector product
+//! ([`GradFn::jvp`]), also written in differentiable ops, so tangents can
+//! be differentiated in turn. `jvp` costs one tangent pass (not two
+//! backward passes), and a Hessian-vector product is the gradient of a
+//! directional derivative (reverse over forward), which never forms the
+//! gradient's own value.
 
 mod check;
 mod engine;
@@ -21,7 +29,7 @@ use std::sync::Arc;
 
 pub use check::{gradcheck, GradcheckOptions};
 pub(crate) use engine::grad_of_allow_unused;
-pub use engine::{grad_of, Grads};
+pub use engine::{forward_tangents, grad_of, Grads};
 pub use functional::{grad, hessian, hvp, jacobian, jvp, vjp};
 
 use crate::error::Result;
@@ -36,6 +44,14 @@ pub trait GradFn: Send + Sync {
     /// Given the gradient of the output, the gradient of each input that
     /// `needs` asks for (`None` for the others).
     fn vjp(&self, grad_out: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>>;
+    /// Given the op's output and one tangent per input (`None` for a zero
+    /// tangent, at least one given), the output's tangent `Σᵢ Jᵢ tᵢ`. The
+    /// default differentiates the VJP, which is linear in its cotangent
+    /// `u`: `∂/∂u Σᵢ ⟨VJPᵢ(u), tᵢ⟩ = Σᵢ Jᵢ tᵢ` (the double-vjp trick, one
+    /// op at a time); ops override it with a direct rule.
+    fn jvp(&self, out: &Tensor, tangents: &[Option<Tensor>]) -> Result<Tensor> {
+        engine::jvp_by_double_vjp(self, out, tangents)
+    }
     /// Moves the inputs out (used to drop long graphs without recursion).
     fn take_inputs(&mut self) -> Vec<Tensor> {
         Vec::new()
@@ -43,12 +59,14 @@ pub trait GradFn: Send + Sync {
 }
 
 type VjpFn = dyn Fn(&[Tensor], &Tensor, &[bool]) -> Result<Vec<Option<Tensor>>> + Send + Sync;
+type JvpFn = dyn Fn(&[Tensor], &Tensor, &[Option<Tensor>]) -> Result<Tensor> + Send + Sync;
 
-/// A [`GradFn`] from a closure; what ops use.
+/// A [`GradFn`] from closures; what ops use.
 struct OpGrad {
     name: &'static str,
     inputs: Vec<Tensor>,
     vjp: Box<VjpFn>,
+    jvp: Option<Box<JvpFn>>,
 }
 
 impl GradFn for OpGrad {
@@ -60,6 +78,12 @@ impl GradFn for OpGrad {
     }
     fn vjp(&self, grad_out: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
         (self.vjp)(&self.inputs, grad_out, needs)
+    }
+    fn jvp(&self, out: &Tensor, tangents: &[Option<Tensor>]) -> Result<Tensor> {
+        match &self.jvp {
+            Some(jvp) => jvp(&self.inputs, out, tangents),
+            None => engine::jvp_by_double_vjp(self, out, tangents),
+        }
     }
     fn take_inputs(&mut self) -> Vec<Tensor> {
         std::mem::take(&mut self.inputs)
@@ -73,15 +97,61 @@ pub(crate) fn record<F>(name: &'static str, out: Tensor, inputs: &[&Tensor], vjp
 where
     F: Fn(&[Tensor], &Tensor, &[bool]) -> Result<Vec<Option<Tensor>>> + Send + Sync + 'static,
 {
+    record_op(name, out, inputs, Box::new(vjp), None)
+}
+
+/// As [`record`], with a direct Jacobian-vector product: `jvp` gets the
+/// inputs, the output and one tangent per input (`None` is zero; at least
+/// one is given) and returns the output's tangent, in differentiable ops.
+pub(crate) fn record_jvp<F, J>(
+    name: &'static str,
+    out: Tensor,
+    inputs: &[&Tensor],
+    vjp: F,
+    jvp: J,
+) -> Tensor
+where
+    F: Fn(&[Tensor], &Tensor, &[bool]) -> Result<Vec<Option<Tensor>>> + Send + Sync + 'static,
+    J: Fn(&[Tensor], &Tensor, &[Option<Tensor>]) -> Result<Tensor> + Send + Sync + 'static,
+{
+    record_op(name, out, inputs, Box::new(vjp), Some(Box::new(jvp)))
+}
+
+fn record_op(
+    name: &'static str,
+    out: Tensor,
+    inputs: &[&Tensor],
+    vjp: Box<VjpFn>,
+    jvp: Option<Box<JvpFn>>,
+) -> Tensor {
     if !is_grad_enabled() || !inputs.iter().any(|t| t.requires_grad()) {
         return out;
     }
     let grad_fn = OpGrad {
         name,
         inputs: inputs.iter().map(|t| (*t).clone()).collect(),
-        vjp: Box::new(vjp),
+        vjp,
+        jvp,
     };
     out.with_grad_fn(Arc::new(grad_fn))
+}
+
+/// `Σᵢ termᵢ(tᵢ)` over the given tangents: the JVP of an op that is a sum
+/// of one linear map per input. At least one tangent must be given.
+pub(crate) fn sum_tangents(
+    tangents: &[Option<Tensor>],
+    mut term: impl FnMut(usize, &Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
+    let mut acc: Option<Tensor> = None;
+    for (i, t) in tangents.iter().enumerate() {
+        let Some(t) = t else { continue };
+        let x = term(i, t)?;
+        acc = Some(match acc {
+            Some(a) => a.add(&x)?,
+            None => x,
+        });
+    }
+    acc.ok_or_else(|| crate::error::Error::invalid("jvp", "internal: no tangent given"))
 }
 
 thread_local! {

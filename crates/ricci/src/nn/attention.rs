@@ -4,7 +4,7 @@
 //! projection.
 
 use super::{prefixed, Linear, Module, Var};
-use crate::autograd::{is_grad_enabled, record};
+use crate::autograd::{is_grad_enabled, record_jvp};
 use crate::error::{Error, Result};
 use crate::kernels::attention::{self as kernel, Packed};
 use crate::tensor::{alloc_uninit, with_type, DType, Element, Rng, Tensor};
@@ -157,14 +157,64 @@ pub fn attention_packed(qkv: &Tensor, n_head: usize, causal: bool) -> Result<Ten
             Tensor::from_typed(p, &[b, n_head, t, t]),
         )
     });
-    Ok(record(OP, y, &[qkv], move |inp, g, _| {
-        let grad = if is_grad_enabled() {
-            packed_grad_composite(&inp[0], g, n_head, causal)?
-        } else {
-            packed_grad_fused(&inp[0], &probs, g, spec)?
-        };
-        Ok(vec![Some(grad)])
-    }))
+    Ok(record_jvp(
+        OP,
+        y,
+        &[qkv],
+        move |inp, g, _| {
+            let grad = if is_grad_enabled() {
+                packed_grad_composite(&inp[0], g, n_head, causal)?
+            } else {
+                packed_grad_fused(&inp[0], &probs, g, spec)?
+            };
+            Ok(vec![Some(grad)])
+        },
+        move |inp, _, t| {
+            crate::autograd::sum_tangents(t, |_, t| packed_jvp(&inp[0], t, n_head, causal))
+        },
+    ))
+}
+
+/// Queries, keys and values of a packed `[b, t, 3 c]` tensor, each
+/// `[b, n_head, t, d]` (views).
+fn split_heads(qkv: &Tensor, n_head: usize) -> Result<(Tensor, Tensor, Tensor)> {
+    let (b, t, c) = (qkv.shape()[0], qkv.shape()[1], qkv.shape()[2] / 3);
+    let heads = qkv
+        .reshape([b, t, 3, n_head, c / n_head])?
+        .permute([2, 0, 3, 1, 4])?;
+    let part = |i: usize| heads.narrow(0, i, 1)?.squeeze(0);
+    Ok((part(0)?, part(1)?, part(2)?))
+}
+
+/// The probabilities `softmax(q kᵀ / sqrt(d))` (causally masked) per head.
+fn probabilities(q: &Tensor, k: &Tensor, causal: bool) -> Result<Tensor> {
+    let (t, d) = (q.shape()[2], q.shape()[3]);
+    let scale = 1.0 / (d.max(1) as f64).sqrt();
+    let mut scores = q.matmul(&k.transpose(-2, -1)?)?.mul_scalar(scale);
+    if causal {
+        scores = scores.add(&causal_mask(t, q.dtype()))?;
+    }
+    scores.softmax(-1)
+}
+
+/// The JVP of [`attention_packed`] along `dqkv`, in differentiable ops:
+/// `dS = (dq kᵀ + q dkᵀ) / sqrt(d)`, `dP = P (dS - rowsum(P dS))`,
+/// `dy = dP v + P dv`. Masked entries have `P = 0`, so `dP` is 0 there.
+fn packed_jvp(qkv: &Tensor, dqkv: &Tensor, n_head: usize, causal: bool) -> Result<Tensor> {
+    let (b, t, c) = (qkv.shape()[0], qkv.shape()[1], qkv.shape()[2] / 3);
+    let scale = 1.0 / ((c / n_head).max(1) as f64).sqrt();
+    let (q, k, v) = split_heads(qkv, n_head)?;
+    let (dq, dk, dv) = split_heads(dqkv, n_head)?;
+    let p = probabilities(&q, &k, causal)?;
+    let ds = dq
+        .matmul(&k.transpose(-2, -1)?)?
+        .add(&q.matmul(&dk.transpose(-2, -1)?)?)?
+        .mul_scalar(scale);
+    let dp = p.mul(&ds.sub(&p.mul(&ds)?.sum(-1, true)?)?)?;
+    dp.matmul(&v)?
+        .add(&p.matmul(&dv)?)?
+        .permute([0, 2, 1, 3])?
+        .reshape([b, t, c])
 }
 
 /// The training backward of [`attention_packed`]: one fused kernel.
@@ -188,16 +238,8 @@ fn packed_grad_composite(qkv: &Tensor, g: &Tensor, n_head: usize, causal: bool) 
     let (b, t, c) = (qkv.shape()[0], qkv.shape()[1], qkv.shape()[2] / 3);
     let d = c / n_head;
     let scale = 1.0 / (d.max(1) as f64).sqrt();
-    let heads = qkv
-        .reshape([b, t, 3, n_head, d])?
-        .permute([2, 0, 3, 1, 4])?;
-    let part = |i: usize| heads.narrow(0, i, 1)?.squeeze(0);
-    let (q, k, v) = (part(0)?, part(1)?, part(2)?);
-    let mut scores = q.matmul(&k.transpose(-2, -1)?)?.mul_scalar(scale);
-    if causal {
-        scores = scores.add(&causal_mask(t, qkv.dtype()))?;
-    }
-    let p = scores.softmax(-1)?;
+    let (q, k, v) = split_heads(qkv, n_head)?;
+    let p = probabilities(&q, &k, causal)?;
     let gy = g.reshape([b, t, n_head, d])?.permute([0, 2, 1, 3])?;
     let dv = p.transpose(-2, -1)?.matmul(&gy)?;
     let dp = gy.matmul(&v.transpose(-2, -1)?)?;

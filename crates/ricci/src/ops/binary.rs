@@ -6,7 +6,7 @@
 
 use std::ops;
 
-use crate::autograd::{is_grad_enabled, record};
+use crate::autograd::{is_grad_enabled, record_jvp};
 use crate::error::Result;
 use crate::kernels::map;
 use crate::tensor::{
@@ -82,13 +82,41 @@ fn grad_operands(op: &'static str, a: &Tensor, b: &Tensor) -> Result<(Tensor, Te
 }
 
 type Vjp2 = fn(&Tensor, &Tensor, &Tensor) -> Result<(Tensor, Tensor)>;
+/// `jvp(a, b, out, [da, db])`: the output's tangent for the operands'
+/// tangents (`None` is zero).
+type Jvp2 = fn(&Tensor, &Tensor, &Tensor, [Option<&Tensor>; 2]) -> Result<Tensor>;
 
-/// Records a two-input op of equal-shaped operands with VJP `vjp(a, b, g)`.
-fn rec2(name: &'static str, out: Tensor, a: &Tensor, b: &Tensor, vjp: Vjp2) -> Tensor {
-    record(name, out, &[a, b], move |inp, g, needs| {
-        let (da, db) = vjp(&inp[0], &inp[1], g)?;
-        Ok(vec![needs[0].then_some(da), needs[1].then_some(db)])
-    })
+/// Records a two-input op of equal-shaped operands with VJP `vjp(a, b, g)`
+/// and JVP `jvp(a, b, out, tangents)`.
+fn rec2(name: &'static str, out: Tensor, a: &Tensor, b: &Tensor, vjp: Vjp2, jvp: Jvp2) -> Tensor {
+    record_jvp(
+        name,
+        out,
+        &[a, b],
+        move |inp, g, needs| {
+            let (da, db) = vjp(&inp[0], &inp[1], g)?;
+            Ok(vec![needs[0].then_some(da), needs[1].then_some(db)])
+        },
+        move |inp, out, t| jvp(&inp[0], &inp[1], out, [t[0].as_ref(), t[1].as_ref()]),
+    )
+}
+
+/// `Jₐ da + J_b db` for an elementwise op whose partial derivatives are
+/// `ja(da)` and `jb(db)`, skipping a zero tangent.
+fn each_tangent(
+    t: [Option<&Tensor>; 2],
+    ja: impl FnOnce(&Tensor) -> Result<Tensor>,
+    jb: impl FnOnce(&Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
+    match t {
+        [Some(da), Some(db)] => ja(da)?.add(&jb(db)?),
+        [Some(da), None] => ja(da),
+        [None, Some(db)] => jb(db),
+        [None, None] => Err(crate::error::Error::invalid(
+            "jvp",
+            "internal: no tangent given",
+        )),
+    }
 }
 
 impl Tensor {
@@ -104,23 +132,43 @@ impl Tensor {
     pub fn add(&self, other: &Tensor) -> Result<Tensor> {
         let (a, b) = grad_operands("add", self, other)?;
         let out: Tensor = binary_map!("add", &a, &b, |x, y| x + y)?;
-        Ok(rec2("add", out, &a, &b, |_, _, g| {
-            Ok((g.clone(), g.clone()))
-        }))
+        Ok(rec2(
+            "add",
+            out,
+            &a,
+            &b,
+            |_, _, g| Ok((g.clone(), g.clone())),
+            |_, _, _, t| each_tangent(t, |da| Ok(da.clone()), |db| Ok(db.clone())),
+        ))
     }
     /// `self - other`, broadcast.
     pub fn sub(&self, other: &Tensor) -> Result<Tensor> {
         let (a, b) = grad_operands("sub", self, other)?;
         let out: Tensor = binary_map!("sub", &a, &b, |x, y| x - y)?;
-        Ok(rec2("sub", out, &a, &b, |_, _, g| Ok((g.clone(), g.neg()))))
+        Ok(rec2(
+            "sub",
+            out,
+            &a,
+            &b,
+            |_, _, g| Ok((g.clone(), g.neg())),
+            |_, _, _, t| match t {
+                [Some(da), Some(db)] => da.sub(db),
+                _ => each_tangent(t, |da| Ok(da.clone()), |db| Ok(db.neg())),
+            },
+        ))
     }
     /// `self * other`, broadcast.
     pub fn mul(&self, other: &Tensor) -> Result<Tensor> {
         let (a, b) = grad_operands("mul", self, other)?;
         let out: Tensor = binary_map!("mul", &a, &b, |x, y| x * y)?;
-        Ok(rec2("mul", out, &a, &b, |a, b, g| {
-            Ok((g.mul(b)?, g.mul(a)?))
-        }))
+        Ok(rec2(
+            "mul",
+            out,
+            &a,
+            &b,
+            |a, b, g| Ok((g.mul(b)?, g.mul(a)?)),
+            |a, b, _, t| each_tangent(t, |da| da.mul(b), |db| a.mul(db)),
+        ))
     }
     /// `g · gelu'(self)` in one pass, `gelu'(x) = Φ(x) + x φ(x)`: the
     /// training (unrecorded) backward of [`Tensor::gelu`].
@@ -150,38 +198,80 @@ impl Tensor {
     pub fn div(&self, other: &Tensor) -> Result<Tensor> {
         let (a, b) = grad_operands("div", self, other)?;
         let out: Tensor = binary_map!("div", &a, &b, |x, y| x / y)?;
-        Ok(rec2("div", out, &a, &b, |a, b, g| {
-            Ok((g.div(b)?, g.mul(a)?.div(&b.square())?.neg()))
-        }))
+        Ok(rec2(
+            "div",
+            out,
+            &a,
+            &b,
+            |a, b, g| Ok((g.div(b)?, g.mul(a)?.div(&b.square())?.neg())),
+            // d(a/b) = (da - (a/b) db) / b.
+            |_, b, out, t| {
+                let num = each_tangent(t, |da| Ok(da.clone()), |db| Ok(out.mul(db)?.neg()))?;
+                num.div(b)
+            },
+        ))
     }
     /// `self ^ other`, broadcast (NaN for a negative base with a fractional exponent).
     pub fn pow(&self, other: &Tensor) -> Result<Tensor> {
         let (a, b) = grad_operands("pow", self, other)?;
         let out: Tensor = binary_map!("pow", &a, &b, |x, y| x.powf(y))?;
-        Ok(rec2("pow", out, &a, &b, |a, b, g| {
-            let da = g.mul(b)?.mul(&a.pow(&b.add_scalar(-1.0))?)?;
-            let db = g.mul(&a.pow(b)?)?.mul(&a.log())?;
-            Ok((da, db))
-        }))
+        Ok(rec2(
+            "pow",
+            out,
+            &a,
+            &b,
+            |a, b, g| {
+                let da = g.mul(b)?.mul(&a.pow(&b.add_scalar(-1.0))?)?;
+                let db = g.mul(&a.pow(b)?)?.mul(&a.log())?;
+                Ok((da, db))
+            },
+            |a, b, out, t| {
+                each_tangent(
+                    t,
+                    |da| da.mul(b)?.mul(&a.pow(&b.add_scalar(-1.0))?),
+                    |db| db.mul(out)?.mul(&a.log()),
+                )
+            },
+        ))
     }
     /// Elementwise maximum; NaN propagates (numpy's `maximum`).
     pub fn maximum(&self, other: &Tensor) -> Result<Tensor> {
         let (a, b) = grad_operands("maximum", self, other)?;
         let out: Tensor = binary_map!("maximum", &a, &b, |x, y| x.max_nan(y))?;
-        Ok(rec2("maximum", out, &a, &b, |a, b, g| {
-            // Ties split the gradient evenly, as PyTorch does.
-            let to_a = a.gt(b)?.add(&a.eq(b)?.mul_scalar(0.5))?;
-            Ok((g.mul(&to_a)?, g.mul(&to_a.rsub_scalar(1.0))?))
-        }))
+        // Ties split the gradient evenly, as PyTorch does.
+        Ok(rec2(
+            "maximum",
+            out,
+            &a,
+            &b,
+            |a, b, g| {
+                let to_a = a.gt(b)?.add(&a.eq(b)?.mul_scalar(0.5))?;
+                Ok((g.mul(&to_a)?, g.mul(&to_a.rsub_scalar(1.0))?))
+            },
+            |a, b, _, t| {
+                let to_a = a.gt(b)?.add(&a.eq(b)?.mul_scalar(0.5))?;
+                each_tangent(t, |da| da.mul(&to_a), |db| db.mul(&to_a.rsub_scalar(1.0)))
+            },
+        ))
     }
     /// Elementwise minimum; NaN propagates (numpy's `minimum`).
     pub fn minimum(&self, other: &Tensor) -> Result<Tensor> {
         let (a, b) = grad_operands("minimum", self, other)?;
         let out: Tensor = binary_map!("minimum", &a, &b, |x, y| x.min_nan(y))?;
-        Ok(rec2("minimum", out, &a, &b, |a, b, g| {
-            let to_a = a.lt(b)?.add(&a.eq(b)?.mul_scalar(0.5))?;
-            Ok((g.mul(&to_a)?, g.mul(&to_a.rsub_scalar(1.0))?))
-        }))
+        Ok(rec2(
+            "minimum",
+            out,
+            &a,
+            &b,
+            |a, b, g| {
+                let to_a = a.lt(b)?.add(&a.eq(b)?.mul_scalar(0.5))?;
+                Ok((g.mul(&to_a)?, g.mul(&to_a.rsub_scalar(1.0))?))
+            },
+            |a, b, _, t| {
+                let to_a = a.lt(b)?.add(&a.eq(b)?.mul_scalar(0.5))?;
+                each_tangent(t, |da| da.mul(&to_a), |db| db.mul(&to_a.rsub_scalar(1.0)))
+            },
+        ))
     }
 
     /// Mask (1.0 / 0.0, same dtype) of `self == other`. Not differentiable.
@@ -248,20 +338,26 @@ impl Tensor {
     /// Elementwise maximum with a scalar (NaN propagates).
     pub fn maximum_scalar(&self, c: f64) -> Tensor {
         let out = super::unary_map!(self, |x| x.max_nan(T::from_f64(c)));
-        record("maximum_scalar", out, &[self], move |inp, g, _| {
-            let x = &inp[0];
-            let to_x = x.gt_scalar(c).add(&x.eq_scalar(c).mul_scalar(0.5))?;
-            Ok(vec![Some(g.mul(&to_x)?)])
-        })
+        let to_x = move |x: &Tensor| x.gt_scalar(c).add(&x.eq_scalar(c).mul_scalar(0.5));
+        record_jvp(
+            "maximum_scalar",
+            out,
+            &[self],
+            move |inp, g, _| Ok(vec![Some(g.mul(&to_x(&inp[0])?)?)]),
+            move |inp, _, t| crate::autograd::sum_tangents(t, |_, t| t.mul(&to_x(&inp[0])?)),
+        )
     }
     /// Elementwise minimum with a scalar (NaN propagates).
     pub fn minimum_scalar(&self, c: f64) -> Tensor {
         let out = super::unary_map!(self, |x| x.min_nan(T::from_f64(c)));
-        record("minimum_scalar", out, &[self], move |inp, g, _| {
-            let x = &inp[0];
-            let to_x = x.lt_scalar(c).add(&x.eq_scalar(c).mul_scalar(0.5))?;
-            Ok(vec![Some(g.mul(&to_x)?)])
-        })
+        let to_x = move |x: &Tensor| x.lt_scalar(c).add(&x.eq_scalar(c).mul_scalar(0.5));
+        record_jvp(
+            "minimum_scalar",
+            out,
+            &[self],
+            move |inp, g, _| Ok(vec![Some(g.mul(&to_x(&inp[0])?)?)]),
+            move |inp, _, t| crate::autograd::sum_tangents(t, |_, t| t.mul(&to_x(&inp[0])?)),
+        )
     }
 
     /// `cond ? on_true : on_false` elementwise, all three broadcast together;
@@ -290,21 +386,35 @@ impl Tensor {
                 Tensor::where_(&c, &a, &b)?
             };
             // The condition is not differentiable; the gradient flows to the chosen branch.
-            return Ok(record(op, out, &[&a, &b], move |_, g, needs| {
-                let zero = g.zeros_like();
-                Ok(vec![
-                    if needs[0] {
-                        Some(Tensor::where_(&c, g, &zero)?)
-                    } else {
-                        None
-                    },
-                    if needs[1] {
-                        Some(Tensor::where_(&c, &zero, g)?)
-                    } else {
-                        None
-                    },
-                ])
-            }));
+            let c_jvp = c.clone();
+            return Ok(record_jvp(
+                op,
+                out,
+                &[&a, &b],
+                move |_, g, needs| {
+                    let zero = g.zeros_like();
+                    Ok(vec![
+                        if needs[0] {
+                            Some(Tensor::where_(&c, g, &zero)?)
+                        } else {
+                            None
+                        },
+                        if needs[1] {
+                            Some(Tensor::where_(&c, &zero, g)?)
+                        } else {
+                            None
+                        },
+                    ])
+                },
+                move |_, out, t| {
+                    let zero = || out.zeros_like();
+                    let (da, db) = (
+                        t[0].clone().unwrap_or_else(zero),
+                        t[1].clone().unwrap_or_else(zero),
+                    );
+                    Tensor::where_(&c_jvp, &da, &db)
+                },
+            ));
         }
         cond.same_dtype(op, on_true)?;
         on_true.same_dtype(op, on_false)?;

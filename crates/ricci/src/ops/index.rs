@@ -6,7 +6,7 @@
 //! a non-negative integer below the size of the dimension it indexes.
 
 use super::{dim, Dim};
-use crate::autograd::record;
+use crate::autograd::{record_jvp, sum_tangents};
 use crate::error::{Error, Result};
 use crate::tensor::{alloc_uninit, alloc_zeroed, with_dtype, Element, Tensor};
 
@@ -69,9 +69,14 @@ impl Tensor {
             Tensor::from_typed(out, &out_shape)
         });
         let indices = indices.detach();
-        Ok(record("index_select", out, &[self], move |inp, g, _| {
-            Ok(vec![Some(inp[0].zeros_like().index_add(d, &indices, g)?)])
-        }))
+        let jvp_indices = indices.clone();
+        Ok(record_jvp(
+            "index_select",
+            out,
+            &[self],
+            move |inp, g, _| Ok(vec![Some(inp[0].zeros_like().index_add(d, &indices, g)?)]),
+            move |_, _, t| sum_tangents(t, |_, t| t.index_select(d, &jvp_indices)),
+        ))
     }
 
     /// A copy of `self` with the slices of `src` along `dim` added at
@@ -117,16 +122,30 @@ impl Tensor {
             });
         }
         let indices = indices.detach();
-        Ok(record(op, base, &[self, src], move |_, g, needs| {
-            Ok(vec![
-                needs[0].then(|| g.clone()),
-                if needs[1] {
-                    Some(g.index_select(d, &indices)?)
-                } else {
-                    None
-                },
-            ])
-        }))
+        let jvp_indices = indices.clone();
+        Ok(record_jvp(
+            op,
+            base,
+            &[self, src],
+            move |_, g, needs| {
+                Ok(vec![
+                    needs[0].then(|| g.clone()),
+                    if needs[1] {
+                        Some(g.index_select(d, &indices)?)
+                    } else {
+                        None
+                    },
+                ])
+            },
+            // Linear in both: the same op on the tangents.
+            move |_, out, t| {
+                let base = t[0].clone().unwrap_or_else(|| out.zeros_like());
+                match &t[1] {
+                    Some(ts) => base.index_add(d, &jvp_indices, ts),
+                    None => Ok(base),
+                }
+            },
+        ))
     }
 
     /// Rows of this `[vocab, dim]` weight for each id: output shape is
@@ -171,9 +190,14 @@ impl Tensor {
             Tensor::from_typed(out, &ishape)
         });
         let index = index.detach();
-        Ok(record(op, out, &[self], move |inp, g, _| {
-            Ok(vec![Some(inp[0].zeros_like().scatter_add(d, &index, g)?)])
-        }))
+        let jvp_index = index.clone();
+        Ok(record_jvp(
+            op,
+            out,
+            &[self],
+            move |inp, g, _| Ok(vec![Some(inp[0].zeros_like().scatter_add(d, &index, g)?)]),
+            move |_, _, t| sum_tangents(t, |_, t| t.gather(d, &jvp_index)),
+        ))
     }
 
     /// A copy of `self` with `src` added at `index` along `dim`:
@@ -211,22 +235,36 @@ impl Tensor {
         }
         let index = index.detach();
         let src_shape = src.shape().to_vec();
-        Ok(record(op, base, &[self, src], move |_, g, needs| {
-            let dsrc = if needs[1] {
-                // Only the part of src that index covers was scattered.
-                let picked = g.gather(d, &index)?;
-                let pads: Vec<(usize, usize)> = picked
-                    .shape()
-                    .iter()
-                    .zip(&src_shape)
-                    .map(|(&p, &s)| (0, s - p))
-                    .collect();
-                Some(picked.pad(&pads, 0.0)?)
-            } else {
-                None
-            };
-            Ok(vec![needs[0].then(|| g.clone()), dsrc])
-        }))
+        let jvp_index = index.clone();
+        Ok(record_jvp(
+            op,
+            base,
+            &[self, src],
+            move |_, g, needs| {
+                let dsrc = if needs[1] {
+                    // Only the part of src that index covers was scattered.
+                    let picked = g.gather(d, &index)?;
+                    let pads: Vec<(usize, usize)> = picked
+                        .shape()
+                        .iter()
+                        .zip(&src_shape)
+                        .map(|(&p, &s)| (0, s - p))
+                        .collect();
+                    Some(picked.pad(&pads, 0.0)?)
+                } else {
+                    None
+                };
+                Ok(vec![needs[0].then(|| g.clone()), dsrc])
+            },
+            // Linear in both: the same op on the tangents.
+            move |_, out, t| {
+                let base = t[0].clone().unwrap_or_else(|| out.zeros_like());
+                match &t[1] {
+                    Some(ts) => base.scatter_add(d, &jvp_index, ts),
+                    None => Ok(base),
+                }
+            },
+        ))
     }
 
     /// `value` where `mask` (broadcast to this shape, any dtype) is non-zero, `self` elsewhere.

@@ -7,7 +7,7 @@
 //!
 //! Strides are handed to the kernel, so `a.matmul(&b.t()?)` never copies `b`.
 
-use crate::autograd::record;
+use crate::autograd::{record_jvp, sum_tangents};
 use crate::error::{Error, Result};
 use crate::kernels::matmul::{self as k, Operand};
 use crate::tensor::{alloc_uninit, broadcast_shapes, with_dtype, Layout, Tensor};
@@ -132,24 +132,39 @@ impl Tensor {
         // operand stored transposed (as `w.t()` in `linear`) gets its
         // gradient in the same layout, (B dCᵀ)ᵀ or (dCᵀ A)ᵀ, so the gradient
         // of `w` itself comes out contiguous (as PyTorch's mm backward).
-        let out = record("matmul", out, &[&a_in, &b_in], |inp, g, needs| {
-            let (a, b) = (&inp[0], &inp[1]);
-            let da = if !needs[0] {
-                None
-            } else if col_major_unbroadcast(a, g) {
-                Some(b.matmul(&g.t()?)?.t()?)
-            } else {
-                Some(g.matmul(&b.t()?)?.sum_to_shape(a.shape())?)
-            };
-            let db = if !needs[1] {
-                None
-            } else if col_major_unbroadcast(b, g) {
-                Some(g.t()?.matmul(a)?.t()?)
-            } else {
-                Some(a.t()?.matmul(g)?.sum_to_shape(b.shape())?)
-            };
-            Ok(vec![da, db])
-        });
+        let out = record_jvp(
+            "matmul",
+            out,
+            &[&a_in, &b_in],
+            |inp, g, needs| {
+                let (a, b) = (&inp[0], &inp[1]);
+                let da = if !needs[0] {
+                    None
+                } else if col_major_unbroadcast(a, g) {
+                    Some(b.matmul(&g.t()?)?.t()?)
+                } else {
+                    Some(g.matmul(&b.t()?)?.sum_to_shape(a.shape())?)
+                };
+                let db = if !needs[1] {
+                    None
+                } else if col_major_unbroadcast(b, g) {
+                    Some(g.t()?.matmul(a)?.t()?)
+                } else {
+                    Some(a.t()?.matmul(g)?.sum_to_shape(b.shape())?)
+                };
+                Ok(vec![da, db])
+            },
+            // d(AB) = dA B + A dB.
+            |inp, _, t| {
+                sum_tangents(t, |i, t| {
+                    if i == 0 {
+                        t.matmul(&inp[1])
+                    } else {
+                        inp[0].matmul(t)
+                    }
+                })
+            },
+        );
         // Drop the dims added for 1-D operands.
         let mut final_shape = batch;
         if self.rank() > 1 {
@@ -232,19 +247,43 @@ fn linear_bias(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
             Tensor::from_typed(out, &[rows, out_f])
         })
     });
-    Ok(record("linear", out, &[x, w, b], |inp, g, needs| {
-        let (x, w) = (&inp[0], &inp[1]);
-        let dx = if needs[0] { Some(g.matmul(w)?) } else { None };
-        let dw = if needs[1] {
-            Some(g.t()?.matmul(x)?)
-        } else {
-            None
-        };
-        let db = if needs[2] {
-            Some(g.sum(0, false)?)
-        } else {
-            None
-        };
-        Ok(vec![dx, dw, db])
-    }))
+    Ok(record_jvp(
+        "linear",
+        out,
+        &[x, w, b],
+        |inp, g, needs| {
+            let (x, w) = (&inp[0], &inp[1]);
+            let dx = if needs[0] { Some(g.matmul(w)?) } else { None };
+            let dw = if needs[1] {
+                Some(g.t()?.matmul(x)?)
+            } else {
+                None
+            };
+            let db = if needs[2] {
+                Some(g.sum(0, false)?)
+            } else {
+                None
+            };
+            Ok(vec![dx, dw, db])
+        },
+        // d(x wᵀ + b) = dx wᵀ + (x dwᵀ + db), each part one fused `linear`.
+        |inp, _, t| {
+            let (x, w) = (&inp[0], &inp[1]);
+            let through_x = t[0].as_ref().map(|dx| linear(dx, w, None)).transpose()?;
+            let through_wb = match (&t[1], &t[2]) {
+                (Some(dw), db) => Some(linear(x, dw, db.as_ref())?),
+                (None, Some(db)) => Some(db.clone()),
+                (None, None) => None,
+            };
+            match (through_x, through_wb) {
+                (Some(a), Some(b)) => a.add(&b),
+                (Some(a), None) => Ok(a),
+                (None, Some(b)) => b.broadcast_to(&[x.shape()[0], w.shape()[0]]),
+                (None, None) => Err(crate::error::Error::invalid(
+                    "jvp",
+                    "internal: no tangent given",
+                )),
+            }
+        },
+    ))
 }

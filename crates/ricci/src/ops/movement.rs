@@ -3,7 +3,7 @@
 //! stack, split, pad).
 
 use super::{dim, dims, Dim, Dims};
-use crate::autograd::record;
+use crate::autograd::{record_jvp, sum_tangents};
 use crate::error::{Error, Result};
 use crate::kernels::strided;
 use crate::tensor::{
@@ -108,11 +108,17 @@ impl Tensor {
         let d = dim("narrow", d, self.rank())?;
         let out = self.view_with(self.layout().narrow(d, start, len)?);
         let size = self.shape()[d];
-        Ok(record("narrow", out, &[self], move |inp, g, _| {
-            let mut pads = vec![(0, 0); inp[0].rank()];
-            pads[d] = (start, size - start - len);
-            Ok(vec![Some(g.pad(&pads, 0.0)?)])
-        }))
+        Ok(record_jvp(
+            "narrow",
+            out,
+            &[self],
+            move |inp, g, _| {
+                let mut pads = vec![(0, 0); inp[0].rank()];
+                pads[d] = (start, size - start - len);
+                Ok(vec![Some(g.pad(&pads, 0.0)?)])
+            },
+            move |_, _, t| sum_tangents(t, |_, t| t.narrow(d, start, len)),
+        ))
     }
 
     /// Elements `start, start + step, ...` below `end` along `dim` (a view,
@@ -128,10 +134,16 @@ impl Tensor {
         let d = dim("slice", d, self.rank())?;
         let out = self.view_with(self.layout().slice(d, start, end, step)?);
         let picked: Vec<usize> = (0..out.shape()[d]).map(|i| start + i * step).collect();
-        Ok(record("slice", out, &[self], move |inp, g, _| {
-            let idx = Tensor::from_indices(&picked, &[picked.len()], g.dtype())?;
-            Ok(vec![Some(inp[0].zeros_like().index_add(d, &idx, g)?)])
-        }))
+        Ok(record_jvp(
+            "slice",
+            out,
+            &[self],
+            move |inp, g, _| {
+                let idx = Tensor::from_indices(&picked, &[picked.len()], g.dtype())?;
+                Ok(vec![Some(inp[0].zeros_like().index_add(d, &idx, g)?)])
+            },
+            move |_, _, t| sum_tangents(t, |_, t| t.slice(d, start, end, step)),
+        ))
     }
 
     /// Removes dimension `dim`, which must have size 1 (a view).
@@ -173,9 +185,13 @@ impl Tensor {
             return Ok(self.clone());
         }
         let out = self.view_with(self.layout().broadcast_to(shape)?);
-        Ok(record("broadcast_to", out, &[self], |inp, g, _| {
-            Ok(vec![Some(g.sum_to_shape(inp[0].shape())?)])
-        }))
+        Ok(record_jvp(
+            "broadcast_to",
+            out,
+            &[self],
+            |inp, g, _| Ok(vec![Some(g.sum_to_shape(inp[0].shape())?)]),
+            |_, out, t| sum_tangents(t, |_, t| t.broadcast_to(out.shape())),
+        ))
     }
 
     /// PyTorch's `expand`: like `broadcast_to`, with `-1` meaning "keep this size".
@@ -241,15 +257,21 @@ impl Tensor {
             dim("diagonal", d1, self.rank())?,
         );
         let out = self.view_with(self.layout().diagonal(offset, a, b)?);
-        Ok(record("diagonal", out, &[self], move |inp, g, _| {
-            Ok(vec![Some(diagonal_backward(
-                g,
-                inp[0].shape(),
-                offset,
-                a,
-                b,
-            )?)])
-        }))
+        Ok(record_jvp(
+            "diagonal",
+            out,
+            &[self],
+            move |inp, g, _| {
+                Ok(vec![Some(diagonal_backward(
+                    g,
+                    inp[0].shape(),
+                    offset,
+                    a,
+                    b,
+                )?)])
+            },
+            move |_, _, t| sum_tangents(t, |_, t| t.diagonal(offset, a, b)),
+        ))
     }
 
     /// This tensor with a row-major layout: itself if already so, else a copy.
@@ -264,9 +286,13 @@ impl Tensor {
 
     /// A fresh row-major copy that shares nothing with `self`.
     pub fn copy(&self) -> Tensor {
-        record("copy", self.copy_data(), &[self], |_, g, _| {
-            Ok(vec![Some(g.clone())])
-        })
+        record_jvp(
+            "copy",
+            self.copy_data(),
+            &[self],
+            |_, g, _| Ok(vec![Some(g.clone())]),
+            |_, _, t| sum_tangents(t, |_, t| Ok(t.clone())),
+        )
     }
 
     /// A fresh row-major copy of the elements, outside the graph.
@@ -338,19 +364,32 @@ impl Tensor {
             Tensor::from_typed(out, &shape)
         });
         let sizes: Vec<usize> = tensors.iter().map(|t| t.shape()[d]).collect();
-        Ok(record("cat", out, tensors, move |_, g, needs| {
-            let mut at = 0;
-            let mut grads = Vec::with_capacity(sizes.len());
-            for (&len, &need) in sizes.iter().zip(needs) {
-                grads.push(if need {
-                    Some(g.narrow(d, at, len)?)
-                } else {
-                    None
-                });
-                at += len;
-            }
-            Ok(grads)
-        }))
+        Ok(record_jvp(
+            "cat",
+            out,
+            tensors,
+            move |_, g, needs| {
+                let mut at = 0;
+                let mut grads = Vec::with_capacity(sizes.len());
+                for (&len, &need) in sizes.iter().zip(needs) {
+                    grads.push(if need {
+                        Some(g.narrow(d, at, len)?)
+                    } else {
+                        None
+                    });
+                    at += len;
+                }
+                Ok(grads)
+            },
+            move |inp, _, t| {
+                let parts: Vec<Tensor> = inp
+                    .iter()
+                    .zip(t)
+                    .map(|(x, t)| t.clone().unwrap_or_else(|| x.zeros_like()))
+                    .collect();
+                Tensor::cat(&parts.iter().collect::<Vec<_>>(), d)
+            },
+        ))
     }
 
     /// Joins same-shaped tensors along a new dimension `dim`.
@@ -467,29 +506,46 @@ impl Tensor {
             Tensor::from_typed(out, &shape)
         });
         let pads = pads.to_vec();
-        Ok(record("pad", out, &[self], move |inp, g, _| {
-            let mut x = g.clone();
-            for (i, &(b, _)) in pads.iter().enumerate() {
-                x = x.narrow(i, b, inp[0].shape()[i])?;
-            }
-            Ok(vec![Some(x)])
-        }))
+        let pads_jvp = pads.clone();
+        Ok(record_jvp(
+            "pad",
+            out,
+            &[self],
+            move |inp, g, _| {
+                let mut x = g.clone();
+                for (i, &(b, _)) in pads.iter().enumerate() {
+                    x = x.narrow(i, b, inp[0].shape()[i])?;
+                }
+                Ok(vec![Some(x)])
+            },
+            // The padding is a constant: its tangent is zero.
+            move |_, _, t| sum_tangents(t, |_, t| t.pad(&pads_jvp, 0.0)),
+        ))
     }
 
     /// Records `out` (a reshape of `self`) with the VJP "reshape back".
     fn reshaped(&self, out: Tensor) -> Tensor {
-        record("reshape", out, &[self], |inp, g, _| {
-            Ok(vec![Some(g.reshape(inp[0].shape().to_vec())?)])
-        })
+        record_jvp(
+            "reshape",
+            out,
+            &[self],
+            |inp, g, _| Ok(vec![Some(g.reshape(inp[0].shape().to_vec())?)]),
+            |_, out, t| sum_tangents(t, |_, t| t.reshape(out.shape().to_vec())),
+        )
     }
 
     /// The permuted view, recorded with the VJP "permute back".
     fn permute_dims(&self, order: &[usize]) -> Result<Tensor> {
         let out = self.view_with(self.layout().permute(order)?);
         let inv = inverse_permutation(order);
-        Ok(record("permute", out, &[self], move |_, g, _| {
-            Ok(vec![Some(g.permute(inv.clone())?)])
-        }))
+        let order = order.to_vec();
+        Ok(record_jvp(
+            "permute",
+            out,
+            &[self],
+            move |_, g, _| Ok(vec![Some(g.permute(inv.clone())?)]),
+            move |_, _, t| sum_tangents(t, |_, t| t.permute(order.clone())),
+        ))
     }
 
     /// Sums a gradient of a broadcast shape back to `shape` (the VJP of

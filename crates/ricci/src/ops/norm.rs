@@ -20,7 +20,7 @@
 //! It is written in ricci's differentiable ops and recomputes `x̂` and
 //! `rstd` from `x`, so second derivatives come out right too.
 
-use crate::autograd::{is_grad_enabled, record};
+use crate::autograd::{is_grad_enabled, record_jvp, sum_tangents};
 use crate::error::{Error, Result};
 use crate::kernels::norm as k;
 use crate::tensor::{alloc_uninit, with_type, Tensor};
@@ -86,46 +86,78 @@ impl Tensor {
         });
         let inputs: Vec<&Tensor> = [Some(self), weight, bias].into_iter().flatten().collect();
         let (has_w, has_b) = (weight.is_some(), bias.is_some());
-        Ok(record(OP, out, &inputs, move |inp, g, needs| {
-            if !is_grad_enabled() {
-                return layer_norm_grad_fused(&inp[0], has_w.then(|| &inp[1]), has_b, g, eps);
-            }
-            let x = &inp[0];
-            let w = has_w.then(|| &inp[1]);
-            let mean = x.mean(-1, true)?;
-            let xc = x.sub(&mean)?;
-            let var = xc.square().mean(-1, true)?;
-            let rstd = var.add_scalar(eps).rsqrt();
-            let xhat = xc.mul(&rstd)?;
-            let mut grads = Vec::with_capacity(inp.len());
-            grads.push(if needs[0] {
-                let dxhat = match w {
-                    Some(w) => g.mul(w)?,
-                    None => g.clone(),
+        Ok(record_jvp(
+            OP,
+            out,
+            &inputs,
+            move |inp, g, needs| {
+                if !is_grad_enabled() {
+                    return layer_norm_grad_fused(&inp[0], has_w.then(|| &inp[1]), has_b, g, eps);
+                }
+                let x = &inp[0];
+                let w = has_w.then(|| &inp[1]);
+                let mean = x.mean(-1, true)?;
+                let xc = x.sub(&mean)?;
+                let var = xc.square().mean(-1, true)?;
+                let rstd = var.add_scalar(eps).rsqrt();
+                let xhat = xc.mul(&rstd)?;
+                let mut grads = Vec::with_capacity(inp.len());
+                grads.push(if needs[0] {
+                    let dxhat = match w {
+                        Some(w) => g.mul(w)?,
+                        None => g.clone(),
+                    };
+                    let proj = dxhat.mul(&xhat)?.mean(-1, true)?;
+                    let centred = dxhat.sub(&dxhat.mean(-1, true)?)?;
+                    Some(centred.sub(&xhat.mul(&proj)?)?.mul(&rstd)?)
+                } else {
+                    None
+                });
+                if has_w {
+                    grads.push(if needs[1] {
+                        Some(g.mul(&xhat)?.sum_to_shape(&[xhat.shape()[x.rank() - 1]])?)
+                    } else {
+                        None
+                    });
+                }
+                if has_b {
+                    let i = grads.len();
+                    grads.push(if needs[i] {
+                        Some(g.sum_to_shape(&[g.shape()[g.rank() - 1]])?)
+                    } else {
+                        None
+                    });
+                }
+                Ok(grads)
+            },
+            // The normalisation's Jacobian is symmetric, so dx̂ has the form of
+            // its VJP: rstd (dx - mean(dx) - x̂ mean(dx x̂)); then
+            // dy = dx̂ w + x̂ dw + db.
+            move |inp, _, t| {
+                let xhat = |x: &Tensor| -> Result<(Tensor, Tensor)> {
+                    let xc = x.sub(&x.mean(-1, true)?)?;
+                    let rstd = xc.square().mean(-1, true)?.add_scalar(eps).rsqrt();
+                    Ok((xc.mul(&rstd)?, rstd))
                 };
-                let proj = dxhat.mul(&xhat)?.mean(-1, true)?;
-                let centred = dxhat.sub(&dxhat.mean(-1, true)?)?;
-                Some(centred.sub(&xhat.mul(&proj)?)?.mul(&rstd)?)
-            } else {
-                None
-            });
-            if has_w {
-                grads.push(if needs[1] {
-                    Some(g.mul(&xhat)?.sum_to_shape(&[xhat.shape()[x.rank() - 1]])?)
-                } else {
-                    None
-                });
-            }
-            if has_b {
-                let i = grads.len();
-                grads.push(if needs[i] {
-                    Some(g.sum_to_shape(&[g.shape()[g.rank() - 1]])?)
-                } else {
-                    None
-                });
-            }
-            Ok(grads)
-        }))
+                let (xh, rstd) = xhat(&inp[0])?;
+                sum_tangents(t, |i, t| match i {
+                    0 => {
+                        let proj = t.mul(&xh)?.mean(-1, true)?;
+                        let dxh = t
+                            .sub(&t.mean(-1, true)?)?
+                            .sub(&xh.mul(&proj)?)?
+                            .mul(&rstd)?;
+                        if has_w {
+                            dxh.mul(&inp[1])
+                        } else {
+                            Ok(dxh)
+                        }
+                    }
+                    1 if has_w => xh.mul(t),
+                    _ => t.broadcast_to(xh.shape()),
+                })
+            },
+        ))
     }
 }
 

@@ -4,7 +4,7 @@
 //! An empty set of dims reduces nothing (numpy's `axis=()`).
 
 use super::{dim, Dim, Dims};
-use crate::autograd::record;
+use crate::autograd::{record_jvp, sum_tangents};
 use crate::error::{Error, Result};
 use crate::kernels::reduce::{self as k, ArgReduce, Reduce};
 use crate::kernels::strided::Plan;
@@ -209,26 +209,49 @@ impl Tensor {
                 .unwrap_or_else(|| self.reduce_arb(self.arb_copy(&dims), &dims, op, keepdim)),
         };
         let keep_shape = reduced_shape(self.shape(), &dims, true);
-        Ok(record(name, out, &[self], move |inp, g, _| {
-            let x = &inp[0];
-            let g = g.reshape(keep_shape.clone())?;
-            let dx = match op {
-                Reduce::Sum => g.broadcast_to(x.shape())?,
+        // The weights that spread an output's gradient over its inputs (a
+        // max's ties share it evenly, as PyTorch's amax/amin; logsumexp's
+        // are the softmax); `None` for a sum (all ones).
+        let weights = move |x: &Tensor, dims: &[usize]| -> Result<Option<Tensor>> {
+            Ok(match op {
+                Reduce::Sum => None,
                 Reduce::Max | Reduce::Min => {
-                    // Ties share the gradient evenly (as PyTorch's amax/amin).
                     let best = if op == Reduce::Max {
-                        x.max(dims.clone(), true)?
+                        x.max(dims.to_vec(), true)?
                     } else {
-                        x.min(dims.clone(), true)?
+                        x.min(dims.to_vec(), true)?
                     };
                     let mask = x.eq(&best.detach())?;
-                    let count = mask.sum(dims.clone(), true)?;
-                    mask.div(&count)?.mul(&g)?
+                    let count = mask.sum(dims.to_vec(), true)?;
+                    Some(mask.div(&count)?)
                 }
-                Reduce::LogSumExp => x.sub(&x.logsumexp(dims.clone(), true)?)?.exp().mul(&g)?,
-            };
-            Ok(vec![Some(dx)])
-        }))
+                Reduce::LogSumExp => Some(x.sub(&x.logsumexp(dims.to_vec(), true)?)?.exp()),
+            })
+        };
+        let jvp_dims = dims.clone();
+        Ok(record_jvp(
+            name,
+            out,
+            &[self],
+            move |inp, g, _| {
+                let x = &inp[0];
+                let g = g.reshape(keep_shape.clone())?.broadcast_to(x.shape())?;
+                Ok(vec![Some(match weights(x, &dims)? {
+                    Some(w) => w.mul(&g)?,
+                    None => g,
+                })])
+            },
+            // The output moves by the weighted sum of its inputs' tangents.
+            move |inp, _, t| {
+                sum_tangents(t, |_, t| {
+                    let spread = match weights(&inp[0], &jvp_dims)? {
+                        Some(w) => w.mul(t)?,
+                        None => t.clone(),
+                    };
+                    spread.sum(jvp_dims.clone(), keepdim)
+                })
+            },
+        ))
     }
 
     /// Dot products along the last dim, `Σ_k self[..., k] other[..., k]`,
@@ -266,17 +289,23 @@ impl Tensor {
                 Tensor::from_typed(out, &out_shape)
             })
         });
-        Ok(record(name, out, &[self, other], |inp, g, needs| {
-            let g = g.unsqueeze(-1)?;
-            let grad = |i: usize, j: usize| -> Result<Option<Tensor>> {
-                Ok(if needs[i] {
-                    Some(g.mul(&inp[j])?)
-                } else {
-                    None
-                })
-            };
-            Ok(vec![grad(0, 1)?, grad(1, 0)?])
-        }))
+        Ok(record_jvp(
+            name,
+            out,
+            &[self, other],
+            |inp, g, needs| {
+                let g = g.unsqueeze(-1)?;
+                let grad = |i: usize, j: usize| -> Result<Option<Tensor>> {
+                    Ok(if needs[i] {
+                        Some(g.mul(&inp[j])?)
+                    } else {
+                        None
+                    })
+                };
+                Ok(vec![grad(0, 1)?, grad(1, 0)?])
+            },
+            |inp, _, t| sum_tangents(t, |i, t| t.vecdot(&inp[1 - i])),
+        ))
     }
 
     /// Sum over `dims`.
@@ -469,15 +498,32 @@ impl Tensor {
         drop(storage);
         // softmax: dx = y (g - sum(g y)); log_softmax: dx = g - softmax(x) sum(g).
         // y is recomputed from x so that the VJP is differentiable again.
-        Ok(record(name, out, &[self], move |inp, g, _| {
-            let y = inp[0].softmax(d)?;
-            let dx = if log {
-                g.sub(&y.mul(&g.sum(d, true)?)?)?
-            } else {
-                y.mul(&g.sub(&g.mul(&y)?.sum(d, true)?)?)?
-            };
-            Ok(vec![Some(dx)])
-        }))
+        // JVP: softmax dy = y (t - sum(t y)); log_softmax dy = t - sum(t y).
+        Ok(record_jvp(
+            name,
+            out,
+            &[self],
+            move |inp, g, _| {
+                let y = inp[0].softmax(d)?;
+                let dx = if log {
+                    g.sub(&y.mul(&g.sum(d, true)?)?)?
+                } else {
+                    y.mul(&g.sub(&g.mul(&y)?.sum(d, true)?)?)?
+                };
+                Ok(vec![Some(dx)])
+            },
+            move |_, out, t| {
+                sum_tangents(t, |_, t| {
+                    let y = if log { out.exp() } else { out.clone() };
+                    let centred = t.sub(&t.mul(&y)?.sum(d, true)?)?;
+                    if log {
+                        Ok(centred)
+                    } else {
+                        y.mul(&centred)
+                    }
+                })
+            },
+        ))
     }
     /// Softmax along `dim`; the max is subtracted first, so logits of 1e4 are fine.
     ///

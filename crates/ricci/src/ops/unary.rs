@@ -2,21 +2,48 @@
 //! `Tensor` directly.
 
 use super::unary_map;
-use crate::autograd::record;
+use crate::autograd::record_jvp;
 use crate::error::{Error, Result};
 use crate::tensor::{with_dtype, with_type, DType, Element, Tensor};
 
-/// Records a one-input op whose VJP is `dx = vjp(x, g)`, written in
-/// differentiable ops so that it can itself be differentiated.
+/// Records an elementwise op whose VJP is `dx = vjp(x, g)`, written in
+/// differentiable ops so that it can itself be differentiated. The
+/// Jacobian is diagonal, so the same map is the JVP: `dy = vjp(x, dx)`.
 fn rec1(
     name: &'static str,
     out: Tensor,
     x: &Tensor,
     vjp: impl Fn(&Tensor, &Tensor) -> Result<Tensor> + Send + Sync + 'static,
 ) -> Tensor {
-    record(name, out, &[x], move |inp, g, _| {
-        Ok(vec![Some(vjp(&inp[0], g)?)])
-    })
+    let vjp = std::sync::Arc::new(vjp);
+    let jvp = vjp.clone();
+    record_jvp(
+        name,
+        out,
+        &[x],
+        move |inp, g, _| Ok(vec![Some(vjp(&inp[0], g)?)]),
+        move |inp, _, t| crate::autograd::sum_tangents(t, |_, t| jvp(&inp[0], t)),
+    )
+}
+
+/// As [`rec1`], for an op whose derivative is cheapest from its output:
+/// the JVP is `dy = jvp(y, dx)`. Using the recorded output `y` in the
+/// tangent pass adds no cycle (the tangent refers to `y`, not the reverse)
+/// and saves recomputing the function.
+fn rec1_from_output(
+    name: &'static str,
+    out: Tensor,
+    x: &Tensor,
+    vjp: impl Fn(&Tensor, &Tensor) -> Result<Tensor> + Send + Sync + 'static,
+    jvp: impl Fn(&Tensor, &Tensor) -> Result<Tensor> + Send + Sync + 'static,
+) -> Tensor {
+    record_jvp(
+        name,
+        out,
+        &[x],
+        move |inp, g, _| Ok(vec![Some(vjp(&inp[0], g)?)]),
+        move |_, y, t| crate::autograd::sum_tangents(t, |_, t| jvp(y, t)),
+    )
 }
 
 /// sqrt(2 / pi), for the tanh form of GELU.
@@ -43,7 +70,7 @@ impl Tensor {
         // `Element::exp`, not the inherent `f32::exp`: the f32 version is
         // branch-free and vectorises, libm's does not.
         let out = unary_map!(self, |x| Element::exp(x));
-        rec1("exp", out, self, |x, g| g.mul(&x.exp()))
+        rec1_from_output("exp", out, self, |x, g| g.mul(&x.exp()), |y, t| t.mul(y))
     }
     /// Natural logarithm (NaN below 0, -inf at 0, as numpy).
     pub fn log(&self) -> Tensor {
@@ -89,14 +116,20 @@ impl Tensor {
         // tanh per element; a recorded backward recomputes
         // tanh(x) so that the gradient stays a function of x.
         let saved = out.detach();
-        rec1("tanh", out, self, move |x, g| {
-            let y = if crate::autograd::is_grad_enabled() {
-                x.tanh()
-            } else {
-                saved.clone()
-            };
-            g.mul(&y.square().rsub_scalar(1.0))
-        })
+        rec1_from_output(
+            "tanh",
+            out,
+            self,
+            move |x, g| {
+                let y = if crate::autograd::is_grad_enabled() {
+                    x.tanh()
+                } else {
+                    saved.clone()
+                };
+                g.mul(&y.square().rsub_scalar(1.0))
+            },
+            |y, t| t.mul(&y.square().rsub_scalar(1.0)),
+        )
     }
     pub fn abs(&self) -> Tensor {
         let out = unary_map!(self, |x| x.abs());
@@ -119,10 +152,16 @@ impl Tensor {
         // exp(-x) overflows to inf for very negative x, and 1/inf = 0 is
         // the right limit, so the plain form is stable (and branch-free).
         let out = unary_map!(self, |x| T::ONE / (T::ONE + Element::exp(-x)));
-        rec1("sigmoid", out, self, |x, g| {
-            let s = x.sigmoid();
-            g.mul(&s.mul(&s.rsub_scalar(1.0))?)
-        })
+        rec1_from_output(
+            "sigmoid",
+            out,
+            self,
+            |x, g| {
+                let s = x.sigmoid();
+                g.mul(&s.mul(&s.rsub_scalar(1.0))?)
+            },
+            |s, t| t.mul(&s.mul(&s.rsub_scalar(1.0))?),
+        )
     }
     /// `max(x, 0)`; NaN stays NaN. The gradient convention at 0 is 0 (as PyTorch).
     pub fn relu(&self) -> Tensor {
@@ -267,7 +306,13 @@ impl Tensor {
                 let mut out = crate::tensor::alloc_uninit::<D>(self.numel());
                 crate::kernels::strided::map_unary(s, self.layout(), &mut out, |x: S| D::from_f64(x.to_f64()));
                 let from = self.dtype();
-                rec1("to_dtype", Tensor::from_typed(out, self.shape()), self, move |_, g| Ok(g.to_dtype(from)))
+                record_jvp(
+                    "to_dtype",
+                    Tensor::from_typed(out, self.shape()),
+                    &[self],
+                    move |_, g, _| Ok(vec![Some(g.to_dtype(from))]),
+                    move |_, _, t| crate::autograd::sum_tangents(t, |_, t| Ok(t.to_dtype(dtype))),
+                )
             })
         })
     }
