@@ -861,6 +861,46 @@ mod tests {
     }
 
     #[test]
+    fn short_softmax_rows_match_a_naive_softmax_with_nan_and_infinities() {
+        for r in [1usize, 3, 10, 32] {
+            let rows = 7;
+            let mut src: Vec<f32> = (0..rows * r)
+                .map(|x| ((x * 13) % 11) as f32 * 0.9 - 4.0)
+                .collect();
+            src[r] = f32::NAN; // row 1 holds a NaN
+            src[2 * r] = f32::NEG_INFINITY; // row 2 one -inf
+            src[3 * r..4 * r].fill(f32::NEG_INFINITY); // row 3 all -inf
+            for log in [false, true] {
+                let mut out = vec![0.0f32; src.len()];
+                softmax_rows(&src, r, log, &mut out);
+                for (i, (s, o)) in src.chunks(r).zip(out.chunks(r)).enumerate() {
+                    let m = s.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(x as f64));
+                    let total: f64 = s.iter().map(|&x| (x as f64 - m).exp()).sum();
+                    for (k, (&x, &y)) in s.iter().zip(o).enumerate() {
+                        let want = if log {
+                            (x as f64 - m) - total.ln()
+                        } else {
+                            (x as f64 - m).exp() / total
+                        };
+                        // A NaN, or a row all -inf, gives NaN everywhere.
+                        if want.is_nan() {
+                            assert!(y.is_nan(), "r {r} log {log} row {i} col {k}: {y}");
+                        } else if want.is_infinite() {
+                            assert_eq!(y as f64, want, "r {r} log {log} row {i} col {k}");
+                        } else {
+                            let tol = 1e-6 * (1.0 + want.abs());
+                            assert!(
+                                (y as f64 - want).abs() < tol,
+                                "r {r} log {log} row {i} col {k}: {y} vs {want}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn softmax_over_a_middle_dim_matches_rows_of_the_transpose() {
         let (a, r, b) = (2, 5, 3);
         let src: Vec<f64> = (0..a * r * b)
