@@ -206,9 +206,14 @@ fn fused_training_backwards_equal_the_recorded_formulas() {
             .set_requires_grad(true);
         let seed = Tensor::randn(&[7, 50], dtype, &mut rng);
         type Act = fn(&[Tensor]) -> Tensor;
-        let acts: [(&str, Act); 2] = [
+        // The training backwards of tanh, softmax and log-softmax reuse
+        // the saved output; the recorded ones recompute it from x.
+        let acts: [(&str, Act); 5] = [
             ("gelu", |v| v[0].gelu()),
             ("gelu_tanh", |v| v[0].gelu_tanh()),
+            ("tanh", |v| v[0].tanh()),
+            ("softmax", |v| v[0].softmax(-1).unwrap()),
+            ("log_softmax", |v| v[0].log_softmax(0).unwrap()),
         ];
         for (name, f) in acts {
             let (fused, recorded) = fused_and_recorded(f, std::slice::from_ref(&x), &seed);

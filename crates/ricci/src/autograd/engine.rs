@@ -5,15 +5,40 @@
 //! front to back.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::{is_grad_enabled, set_grad_enabled, GradFn};
 use crate::error::{Error, Result};
 use crate::tensor::{Tensor, TensorId};
 
+/// Hashes a [`TensorId`] (a unique counter) with one multiply by an odd
+/// constant, which spreads consecutive ids over the table; SipHash, the
+/// default, costs several times more, and a walk does a few hash
+/// operations per node.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type IdMap<V> = HashMap<TensorId, V, BuildHasherDefault<IdHasher>>;
+type IdSet = HashSet<TensorId, BuildHasherDefault<IdHasher>>;
+
 /// Gradients of a backward pass, keyed by tensor.
 #[derive(Default, Clone)]
 pub struct Grads {
-    map: HashMap<TensorId, Tensor>,
+    map: IdMap<Tensor>,
 }
 
 impl std::fmt::Debug for Grads {
@@ -55,9 +80,9 @@ impl Grads {
 
 /// Nodes reachable from `roots` through recorded ops, inputs before users.
 /// Nodes in `stop` are left out, and so is what lies behind them.
-fn topological_order(roots: &[&Tensor], stop: &HashSet<TensorId>) -> Vec<Tensor> {
+fn topological_order(roots: &[&Tensor], stop: &IdSet) -> Vec<Tensor> {
     let mut order = Vec::new();
-    let mut seen: HashSet<TensorId> = stop.clone();
+    let mut seen: IdSet = stop.clone();
     let mut stack: Vec<(Tensor, bool)> =
         roots.iter().rev().map(|t| ((*t).clone(), false)).collect();
     while let Some((t, expanded)) = stack.pop() {
@@ -88,7 +113,7 @@ pub(crate) fn backward(
     create_graph: bool,
     keep: &[TensorId],
 ) -> Result<Grads> {
-    backward_within(root, seed, create_graph, keep, &HashSet::new())
+    backward_within(root, seed, create_graph, keep, &IdSet::default())
 }
 
 /// As [`backward`], treating the tensors in `stop` as constants: no
@@ -98,7 +123,7 @@ fn backward_within(
     seed: Option<&Tensor>,
     create_graph: bool,
     keep: &[TensorId],
-    stop: &HashSet<TensorId>,
+    stop: &IdSet,
 ) -> Result<Grads> {
     if !root.requires_grad() {
         return Err(Error::invalid(
@@ -129,7 +154,7 @@ fn backward_within(
     };
     let _mode = set_grad_enabled(create_graph);
     let order = topological_order(&[root], stop);
-    let mut pending: HashMap<TensorId, Tensor> = HashMap::new();
+    let mut pending: IdMap<Tensor> = IdMap::default();
     pending.insert(root.id(), seed);
     let mut out = Grads::default();
     for node in order.iter().rev() {
@@ -197,7 +222,7 @@ pub fn forward_tangents(
     outputs: &[&Tensor],
     seeds: &[(&Tensor, &Tensor)],
 ) -> Result<Vec<Option<Tensor>>> {
-    let mut tangents: HashMap<TensorId, Tensor> = HashMap::new();
+    let mut tangents: IdMap<Tensor> = IdMap::default();
     for (x, t) in seeds {
         if t.shape() != x.shape() {
             return Err(Error::shape("jvp", x.shape(), t.shape()));
@@ -205,9 +230,9 @@ pub fn forward_tangents(
         x.same_dtype("jvp", t)?;
         tangents.insert(x.id(), (*t).clone());
     }
-    let order = topological_order(outputs, &HashSet::new());
+    let order = topological_order(outputs, &IdSet::default());
     // Uses left of each tangent, so that each is dropped after its last user.
-    let mut uses: HashMap<TensorId, usize> = HashMap::new();
+    let mut uses: IdMap<usize> = IdMap::default();
     for node in &order {
         if let Some(f) = node.grad_fn() {
             for input in f.inputs() {
@@ -215,7 +240,7 @@ pub fn forward_tangents(
             }
         }
     }
-    let wanted: HashSet<TensorId> = outputs.iter().map(|t| t.id()).collect();
+    let wanted: IdSet = outputs.iter().map(|t| t.id()).collect();
     for node in &order {
         let Some(f) = node.grad_fn() else { continue };
         let inputs = f.inputs();
@@ -282,7 +307,7 @@ pub(crate) fn jvp_by_double_vjp<F: GradFn + ?Sized>(
     let Some(inner) = inner.filter(Tensor::requires_grad) else {
         return Ok(out.zeros_like());
     };
-    let stop: HashSet<TensorId> = f
+    let stop: IdSet = f
         .inputs()
         .iter()
         .chain(tangents.iter().flatten())
@@ -292,7 +317,7 @@ pub(crate) fn jvp_by_double_vjp<F: GradFn + ?Sized>(
     Ok(grads.get(&u).cloned().unwrap_or_else(|| out.zeros_like()))
 }
 
-fn accumulate(map: &mut HashMap<TensorId, Tensor>, id: TensorId, g: Tensor) -> Result<()> {
+fn accumulate(map: &mut IdMap<Tensor>, id: TensorId, g: Tensor) -> Result<()> {
     let sum = match map.remove(&id) {
         Some(prev) => prev.add(&g)?,
         None => g,

@@ -81,12 +81,14 @@ fn grad_operands(op: &'static str, a: &Tensor, b: &Tensor) -> Result<(Tensor, Te
     Ok((a.broadcast_to(&shape)?, b.broadcast_to(&shape)?))
 }
 
-type Vjp2 = fn(&Tensor, &Tensor, &Tensor) -> Result<(Tensor, Tensor)>;
+/// `vjp(a, b, g, i)`: the gradient of operand `i` (0 for `a`, 1 for `b`),
+/// computed only for the operands that need one.
+type Vjp2 = fn(&Tensor, &Tensor, &Tensor, usize) -> Result<Tensor>;
 /// `jvp(a, b, out, [da, db])`: the output's tangent for the operands'
 /// tangents (`None` is zero).
 type Jvp2 = fn(&Tensor, &Tensor, &Tensor, [Option<&Tensor>; 2]) -> Result<Tensor>;
 
-/// Records a two-input op of equal-shaped operands with VJP `vjp(a, b, g)`
+/// Records a two-input op of equal-shaped operands with VJP `vjp(a, b, g, i)`
 /// and JVP `jvp(a, b, out, tangents)`.
 fn rec2(name: &'static str, out: Tensor, a: &Tensor, b: &Tensor, vjp: Vjp2, jvp: Jvp2) -> Tensor {
     record_jvp(
@@ -94,8 +96,9 @@ fn rec2(name: &'static str, out: Tensor, a: &Tensor, b: &Tensor, vjp: Vjp2, jvp:
         out,
         &[a, b],
         move |inp, g, needs| {
-            let (da, db) = vjp(&inp[0], &inp[1], g)?;
-            Ok(vec![needs[0].then_some(da), needs[1].then_some(db)])
+            (0..2)
+                .map(|i| needs[i].then(|| vjp(&inp[0], &inp[1], g, i)).transpose())
+                .collect()
         },
         move |inp, out, t| jvp(&inp[0], &inp[1], out, [t[0].as_ref(), t[1].as_ref()]),
     )
@@ -137,7 +140,7 @@ impl Tensor {
             out,
             &a,
             &b,
-            |_, _, g| Ok((g.clone(), g.clone())),
+            |_, _, g, _| Ok(g.clone()),
             |_, _, _, t| each_tangent(t, |da| Ok(da.clone()), |db| Ok(db.clone())),
         ))
     }
@@ -150,7 +153,7 @@ impl Tensor {
             out,
             &a,
             &b,
-            |_, _, g| Ok((g.clone(), g.neg())),
+            |_, _, g, i| Ok(if i == 0 { g.clone() } else { g.neg() }),
             |_, _, _, t| match t {
                 [Some(da), Some(db)] => da.sub(db),
                 _ => each_tangent(t, |da| Ok(da.clone()), |db| Ok(db.neg())),
@@ -166,7 +169,7 @@ impl Tensor {
             out,
             &a,
             &b,
-            |a, b, g| Ok((g.mul(b)?, g.mul(a)?)),
+            |a, b, g, i| g.mul(if i == 0 { b } else { a }),
             |a, b, _, t| each_tangent(t, |da| da.mul(b), |db| a.mul(db)),
         ))
     }
@@ -179,6 +182,11 @@ impl Tensor {
             let pdf = Element::exp(T::from_f64(-0.5) * x * x) * T::from_f64(FRAC_1_SQRT_2PI);
             g * (cdf + x * pdf)
         })
+    }
+    /// `g · (1 - y²)` in one pass, for `self = y = tanh(x)`: the training
+    /// (unrecorded) backward of [`Tensor::tanh`].
+    pub(crate) fn tanh_backward(&self, g: &Tensor) -> Result<Tensor> {
+        binary_map!("tanh backward", self, g, |y, g| g * (T::ONE - y * y))
     }
     /// `g · d/dx gelu_tanh(self)` in one pass: with `u = sqrt(2/π)(x +
     /// 0.044715 x³)` and `s = sigmoid(2u)`, the derivative is
@@ -203,7 +211,10 @@ impl Tensor {
             out,
             &a,
             &b,
-            |a, b, g| Ok((g.div(b)?, g.mul(a)?.div(&b.square())?.neg())),
+            |a, b, g, i| match i {
+                0 => g.div(b),
+                _ => Ok(g.mul(a)?.div(&b.square())?.neg()),
+            },
             // d(a/b) = (da - (a/b) db) / b.
             |_, b, out, t| {
                 let num = each_tangent(t, |da| Ok(da.clone()), |db| Ok(out.mul(db)?.neg()))?;
@@ -220,10 +231,9 @@ impl Tensor {
             out,
             &a,
             &b,
-            |a, b, g| {
-                let da = g.mul(b)?.mul(&a.pow(&b.add_scalar(-1.0))?)?;
-                let db = g.mul(&a.pow(b)?)?.mul(&a.log())?;
-                Ok((da, db))
+            |a, b, g, i| match i {
+                0 => g.mul(b)?.mul(&a.pow(&b.add_scalar(-1.0))?),
+                _ => g.mul(&a.pow(b)?)?.mul(&a.log()),
             },
             |a, b, out, t| {
                 each_tangent(
@@ -244,9 +254,9 @@ impl Tensor {
             out,
             &a,
             &b,
-            |a, b, g| {
+            |a, b, g, i| {
                 let to_a = a.gt(b)?.add(&a.eq(b)?.mul_scalar(0.5))?;
-                Ok((g.mul(&to_a)?, g.mul(&to_a.rsub_scalar(1.0))?))
+                g.mul(&if i == 0 { to_a } else { to_a.rsub_scalar(1.0) })
             },
             |a, b, _, t| {
                 let to_a = a.gt(b)?.add(&a.eq(b)?.mul_scalar(0.5))?;
@@ -263,9 +273,9 @@ impl Tensor {
             out,
             &a,
             &b,
-            |a, b, g| {
+            |a, b, g, i| {
                 let to_a = a.lt(b)?.add(&a.eq(b)?.mul_scalar(0.5))?;
-                Ok((g.mul(&to_a)?, g.mul(&to_a.rsub_scalar(1.0))?))
+                g.mul(&if i == 0 { to_a } else { to_a.rsub_scalar(1.0) })
             },
             |a, b, _, t| {
                 let to_a = a.lt(b)?.add(&a.eq(b)?.mul_scalar(0.5))?;

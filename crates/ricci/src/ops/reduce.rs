@@ -499,12 +499,19 @@ impl Tensor {
         // softmax: dx = y (g - sum(g y)); log_softmax: dx = g - softmax(x) sum(g).
         // y is recomputed from x so that the VJP is differentiable again.
         // JVP: softmax dy = y (t - sum(t y)); log_softmax dy = t - sum(t y).
+        // A training backward reuses the output (its storage, without the
+        // graph: no cycle); a recorded one recomputes y from x.
+        let saved = out.detach();
         Ok(record_jvp(
             name,
             out,
             &[self],
             move |inp, g, _| {
-                let y = inp[0].softmax(d)?;
+                let y = match (crate::autograd::is_grad_enabled(), log) {
+                    (true, _) => inp[0].softmax(d)?,
+                    (false, true) => saved.exp(),
+                    (false, false) => saved.clone(),
+                };
                 let dx = if log {
                     g.sub(&y.mul(&g.sum(d, true)?)?)?
                 } else {

@@ -113,20 +113,18 @@ impl Tensor {
         let out = unary_map!(self, |x| Element::tanh(x));
         // tanh' = 1 - tanh²: a training backward reuses the output (a
         // handle on its storage without the graph, so no cycle), saving a
-        // tanh per element; a recorded backward recomputes
-        // tanh(x) so that the gradient stays a function of x.
+        // tanh per element, in one fused pass; a recorded backward
+        // recomputes tanh(x) so that the gradient stays a function of x.
         let saved = out.detach();
         rec1_from_output(
             "tanh",
             out,
             self,
             move |x, g| {
-                let y = if crate::autograd::is_grad_enabled() {
-                    x.tanh()
-                } else {
-                    saved.clone()
-                };
-                g.mul(&y.square().rsub_scalar(1.0))
+                if !crate::autograd::is_grad_enabled() {
+                    return saved.tanh_backward(g);
+                }
+                g.mul(&x.tanh().square().rsub_scalar(1.0))
             },
             |y, t| t.mul(&y.square().rsub_scalar(1.0)),
         )
