@@ -7,6 +7,7 @@
 //! [`par::PAR_MIN_ELEMS`].
 
 pub mod attention;
+pub mod basis;
 pub mod map;
 pub mod matmul;
 pub mod norm;
