@@ -4,12 +4,12 @@
 //! backward) and JAX (forward-over-reverse, jitted).
 //!
 //! - `hessian_grad`: loss and gradient with respect to all four parameters;
-//! - `hessian_hvp`: one Hessian-vector product from scratch (forward,
-//!   recorded backward, second backward), what `torch.autograd.grad` twice
-//!   or `jax.jvp(jax.grad(f))` computes;
+//! - `hessian_hvp`: one Hessian-vector product from scratch (recorded
+//!   forward, tangent pass, backward: reverse over forward), what
+//!   `torch.autograd.grad` twice or `jax.jvp(jax.grad(f))` computes;
 //! - `hessian_lanczos80`: the top 5 Ritz values after 80 Lanczos steps with
-//!   full reorthogonalisation (one forward and first backward, then 80
-//!   products through the same gradient graph).
+//!   full reorthogonalisation (one recorded forward, then 80 products
+//!   through the same graph).
 //!
 //! Inputs are standard normal; labels are the argmax of each example's
 //! first 10 features, so they are fixed by the data.

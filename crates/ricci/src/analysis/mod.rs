@@ -1,7 +1,7 @@
 //! Curvature and spectra of trained models.
 //!
 //! - [`hessian`]: the Hessian of a loss over a model's parameters as an
-//!   operator (Hessian-vector products by double backward), its extreme
+//!   operator (Hessian-vector products by reverse over forward mode), its extreme
 //!   eigenvalues (Lanczos, power iteration), trace (Hutchinson) and
 //!   eigenvalue density (stochastic Lanczos quadrature).
 //! - [`spectra`]: singular values of weight matrices with stable and

@@ -23,7 +23,10 @@
 //! When the backward pass is itself recorded (`backward_with_graph`,
 //! `hvp`), the VJP recomputes the factorisation with the recorded routine,
 //! so the gradient is a differentiable function of the input and second
-//! derivatives are right; otherwise the forward results are reused.
+//! derivatives are right; otherwise the forward results are reused. Forward
+//! mode (`jvp`, and the tangent pass of a Hessian-vector product) takes
+//! each routine's JVP from its VJP, one node at a time
+//! ([`crate::autograd::GradFn::jvp`]'s default).
 //! References: Giles 2008 (inv, det, solve), Murray 2016 (Cholesky),
 //! Townsend 2016 (SVD), Liao et al. 2019 (QR).
 //!
