@@ -104,9 +104,29 @@ fn hessian_vector_products_equal_finite_differences_of_gradients() {
             "entry {i}: hvp {a} vs finite difference {fd}"
         );
     }
-    // The graph of the gradient is reused: a second product is the same.
+    // The first product is reverse over forward; later ones go through the
+    // recorded gradient (reverse over reverse), built once and reused: the
+    // same values to rounding, and the third is the second bit for bit.
+    let gradient_before = h.gradient().unwrap();
     let again = h.hvp_flat(&v).unwrap().to_vec::<f64>().unwrap();
-    assert_eq!(hv, again);
+    for (i, (a, b)) in hv.iter().zip(&again).enumerate() {
+        assert!((a - b).abs() <= 1e-12 * scale, "entry {i}: {a} then {b}");
+    }
+    assert_eq!(h.hvp_flat(&v).unwrap().to_vec::<f64>().unwrap(), again);
+    // The gradient from the recorded backward (reused) and from a plain one.
+    for (a, b) in gradient_before.iter().zip(h.gradient().unwrap()) {
+        for (x, y) in a
+            .to_vec::<f64>()
+            .unwrap()
+            .iter()
+            .zip(b.to_vec::<f64>().unwrap())
+        {
+            assert!(
+                (x - y).abs() <= 1e-12 * (1.0 + x.abs()),
+                "gradient {x} then {y}"
+            );
+        }
+    }
 }
 
 #[test]

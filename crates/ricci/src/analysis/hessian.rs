@@ -3,15 +3,19 @@
 //! derivative `⟨∇L, v⟩` (Pearlmutter 1994), so the `n x n` Hessian is never
 //! formed and one product costs a small multiple of a gradient.
 //!
-//! [`Hessian::new`] evaluates the loss once with its graph recorded. Each
-//! product pushes `v` forward through that graph (forward mode, recorded),
-//! which gives `⟨∇L, v⟩` without ever forming `∇L`, then differentiates
-//! the result (reverse over forward). For an MLP's first layer `x W₁ᵀ`
-//! that is two large products per Hessian-vector product, `x V₁ᵀ` forward
-//! and one back to `W₁`, as JAX's compiled forward-over-reverse; reverse
-//! over reverse would also form `W₁`'s gradient `gᵀ x`, whose value is
-//! never used. A Lanczos run of 80 products pays for one forward in all.
-//! On top of the products:
+//! [`Hessian::new`] evaluates the loss once with its graph recorded. The
+//! first product pushes `v` forward through that graph (forward mode,
+//! recorded), which gives `⟨∇L, v⟩` without ever forming `∇L`, then
+//! differentiates the result (reverse over forward). For an MLP's first
+//! layer `x W₁ᵀ` that is two large products after the forward, `x V₁ᵀ` and
+//! one back to `W₁`, as JAX's compiled forward-over-reverse; reverse over
+//! reverse would also form `W₁`'s gradient `gᵀ x`, whose value nobody
+//! reads. From the second product on, the gradient is recorded once and
+//! every product differentiates it again (reverse over reverse): what the
+//! tangent rules recompute per product (attention probabilities, GELU's
+//! `Φ` and `φ`) is then computed once for all of them. A GPT's Lanczos and
+//! trace run (`ricci analyze`) took 2.5-2.7 s with every product reverse
+//! over forward, 1.7-1.8 s so. On top of the products:
 //!
 //! - extreme eigenpairs by Lanczos with full reorthogonalisation
 //!   ([`Hessian::eigenpairs`]) or power iteration ([`Hessian::power_iteration`]);
@@ -49,6 +53,11 @@ pub struct Hessian {
     params: Vec<Tensor>,
     /// The loss with its graph recorded.
     value: Tensor,
+    /// `∇L` with its backward pass recorded, made at the second product;
+    /// `None` where the loss does not depend on a parameter.
+    grads: std::sync::OnceLock<Vec<Option<Tensor>>>,
+    /// Products made so far.
+    products: std::sync::atomic::AtomicUsize,
     loss: f64,
     dim: usize,
     dtype: DType,
@@ -102,6 +111,8 @@ impl Hessian {
             params: params.to_vec(),
             loss: value.to_f64()?,
             value,
+            grads: std::sync::OnceLock::new(),
+            products: std::sync::atomic::AtomicUsize::new(0),
             dim: params.iter().map(Tensor::numel).sum(),
             dtype: first.dtype(),
         })
@@ -120,8 +131,13 @@ impl Hessian {
     /// The gradient `∇L`, one tensor per parameter (a backward pass
     /// through the recorded loss, not recorded itself).
     pub fn gradient(&self) -> Result<Vec<Tensor>> {
-        let refs: Vec<&Tensor> = self.params.iter().collect();
-        let grads = grad_of_allow_unused(&self.value, &refs, None, false)?;
+        let grads = match self.grads.get() {
+            Some(g) => g.iter().map(|g| g.as_ref().map(Tensor::detach)).collect(),
+            None => {
+                let refs: Vec<&Tensor> = self.params.iter().collect();
+                grad_of_allow_unused(&self.value, &refs, None, false)?
+            }
+        };
         Ok(grads
             .into_iter()
             .zip(&self.params)
@@ -150,11 +166,22 @@ impl Hessian {
             p.same_dtype(name, vi)?;
             directions.push(vi.detach());
         }
-        let seeds: Vec<(&Tensor, &Tensor)> = self.params.iter().zip(&directions).collect();
-        // ⟨∇L, v⟩ by forward mode, recorded so that it can be differentiated.
+        let first = self
+            .products
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            == 0;
+        // ⟨∇L, v⟩, recorded so that it can be differentiated: by forward
+        // mode for a first product, else through the recorded gradient.
         let slope = {
             let _mode = set_grad_enabled(true);
-            forward_tangents(&[&self.value], &seeds)?.remove(0)
+            match self.grads.get() {
+                None if first => {
+                    let seeds: Vec<(&Tensor, &Tensor)> =
+                        self.params.iter().zip(&directions).collect();
+                    forward_tangents(&[&self.value], &seeds)?.remove(0)
+                }
+                _ => self.slope_through_gradient(&directions)?,
+            }
         };
         let zeros = || self.params.iter().map(Tensor::zeros_like).collect();
         let Some(slope) = slope else {
@@ -167,6 +194,29 @@ impl Hessian {
             .zip(&self.params)
             .map(|(h, p)| h.unwrap_or_else(|| p.zeros_like()))
             .collect())
+    }
+
+    /// `Σᵢ ⟨∇ᵢL, vᵢ⟩` through the recorded gradient (made on first use);
+    /// `None` if the loss depends on no parameter.
+    fn slope_through_gradient(&self, v: &[Tensor]) -> Result<Option<Tensor>> {
+        let grads = match self.grads.get() {
+            Some(g) => g,
+            None => {
+                let refs: Vec<&Tensor> = self.params.iter().collect();
+                let g = grad_of_allow_unused(&self.value, &refs, None, true)?;
+                self.grads.get_or_init(|| g)
+            }
+        };
+        let mut inner: Option<Tensor> = None;
+        for (g, vi) in grads.iter().zip(v) {
+            let Some(g) = g else { continue };
+            let term = g.reshape([-1])?.vecdot(&vi.reshape([-1])?)?;
+            inner = Some(match inner {
+                Some(acc) => acc.add(&term)?,
+                None => term,
+            });
+        }
+        Ok(inner)
     }
 
     /// `H v` for a flat vector `v: [n]` (see the module doc), as a flat `[n]`.
