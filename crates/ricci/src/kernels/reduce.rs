@@ -174,24 +174,28 @@ impl<T: Element> Kernel for ReduceShortRows<'_, T> {
         for (o, row) in out.iter_mut().zip(src.chunks_exact(r)) {
             *o = match op {
                 Reduce::Sum => row.iter().fold(T::ZERO, |a, &x| a + x),
-                Reduce::Max | Reduce::Min => {
-                    let max = op == Reduce::Max;
-                    let mut m = if max { T::NEG_INFINITY } else { T::INFINITY };
-                    let mut nan = false;
-                    for &x in row {
-                        let better = if max { x > m } else { x < m };
-                        m = if better { x } else { m };
-                        nan |= x.is_nan();
-                    }
-                    if nan {
-                        T::NAN
-                    } else {
-                        m
-                    }
-                }
+                Reduce::Max | Reduce::Min => short_extreme(row, op == Reduce::Max),
                 Reduce::LogSumExp => reduce_slice(row, op),
             };
         }
+    }
+}
+
+/// The maximum (or minimum) of a short row by a plain loop; NaN if the row
+/// holds one.
+#[inline(always)]
+fn short_extreme<T: Element>(row: &[T], max: bool) -> T {
+    let mut m = if max { T::NEG_INFINITY } else { T::INFINITY };
+    let mut nan = false;
+    for &x in row {
+        let better = if max { x > m } else { x < m };
+        m = if better { x } else { m };
+        nan |= x.is_nan();
+    }
+    if nan {
+        T::NAN
+    } else {
+        m
     }
 }
 
@@ -557,15 +561,7 @@ impl<T: Element> Kernel for SoftmaxShortRows<'_, T> {
     fn run(self) {
         let SoftmaxShortRows { s, o, r, log } = self;
         for (s, o) in s.chunks_exact(r).zip(o.chunks_exact_mut(r)) {
-            let mut m = T::NEG_INFINITY;
-            let mut nan = false;
-            for &x in s {
-                m = if x > m { x } else { m };
-                nan |= x.is_nan();
-            }
-            if nan {
-                m = T::NAN;
-            }
+            let m = short_extreme(s, true);
             // The exps as a map of their own, which vectorises; a sum in
             // the same loop would chain every exp behind the last add.
             o.iter_mut().zip(s).for_each(|(o, &x)| *o = (x - m).exp());
