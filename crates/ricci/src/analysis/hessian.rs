@@ -31,7 +31,7 @@
 //! Vectors in parameter space are "flat": the parameters' elements in the
 //! order given, each tensor in row-major order.
 
-use crate::autograd::{forward_tangents, grad_of_allow_unused, set_grad_enabled};
+use crate::autograd::{forward_tangents, grad_of_allow_unused, set_grad_enabled, sum_of_dots};
 use crate::error::{Error, Result};
 use crate::linalg::{self, Lanczos, LanczosParams, PowerIteration};
 use crate::tensor::{DType, Rng, Tensor};
@@ -56,8 +56,8 @@ pub struct Hessian {
     /// `∇L` with its backward pass recorded, made at the second product;
     /// `None` where the loss does not depend on a parameter.
     grads: std::sync::OnceLock<Vec<Option<Tensor>>>,
-    /// Products made so far.
-    products: std::sync::atomic::AtomicUsize,
+    /// Whether a product has been made (the first is reverse over forward).
+    used: std::sync::atomic::AtomicBool,
     loss: f64,
     dim: usize,
     dtype: DType,
@@ -112,7 +112,7 @@ impl Hessian {
             loss: value.to_f64()?,
             value,
             grads: std::sync::OnceLock::new(),
-            products: std::sync::atomic::AtomicUsize::new(0),
+            used: std::sync::atomic::AtomicBool::new(false),
             dim: params.iter().map(Tensor::numel).sum(),
             dtype: first.dtype(),
         })
@@ -166,10 +166,7 @@ impl Hessian {
             p.same_dtype(name, vi)?;
             directions.push(vi.detach());
         }
-        let first = self
-            .products
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            == 0;
+        let first = !self.used.swap(true, std::sync::atomic::Ordering::Relaxed);
         // ⟨∇L, v⟩, recorded so that it can be differentiated: by forward
         // mode for a first product, else through the recorded gradient.
         let slope = {
@@ -207,16 +204,12 @@ impl Hessian {
                 self.grads.get_or_init(|| g)
             }
         };
-        let mut inner: Option<Tensor> = None;
-        for (g, vi) in grads.iter().zip(v) {
-            let Some(g) = g else { continue };
-            let term = g.reshape([-1])?.vecdot(&vi.reshape([-1])?)?;
-            inner = Some(match inner {
-                Some(acc) => acc.add(&term)?,
-                None => term,
-            });
-        }
-        Ok(inner)
+        sum_of_dots(
+            grads
+                .iter()
+                .zip(v)
+                .filter_map(|(g, vi)| g.as_ref().map(|g| (g, vi))),
+        )
     }
 
     /// `H v` for a flat vector `v: [n]` (see the module doc), as a flat `[n]`.

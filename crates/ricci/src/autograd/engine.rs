@@ -295,16 +295,11 @@ pub(crate) fn jvp_by_double_vjp<F: GradFn + ?Sized>(
     let u = out.zeros_like().set_requires_grad(true);
     let needs: Vec<bool> = tangents.iter().map(Option::is_some).collect();
     let grads = f.vjp(&u, &needs)?;
-    let mut inner: Option<Tensor> = None;
-    for (g, t) in grads.into_iter().zip(tangents) {
-        let (Some(g), Some(t)) = (g, t) else { continue };
-        let term = g.mul(t)?.sum_all();
-        inner = Some(match inner {
-            Some(acc) => acc.add(&term)?,
-            None => term,
-        });
-    }
-    let Some(inner) = inner.filter(Tensor::requires_grad) else {
+    let pairs = grads
+        .iter()
+        .zip(tangents)
+        .filter_map(|(g, t)| g.as_ref().zip(t.as_ref()));
+    let Some(inner) = super::sum_of_dots(pairs)?.filter(Tensor::requires_grad) else {
         return Ok(out.zeros_like());
     };
     let stop: IdSet = f

@@ -154,6 +154,23 @@ pub(crate) fn sum_tangents(
     acc.ok_or_else(|| crate::error::Error::invalid("jvp", "internal: no tangent given"))
 }
 
+/// `Σᵢ ⟨aᵢ, bᵢ⟩` over the pairs given (each pair of one shape), as one
+/// recorded scalar; `None` for no pairs. The inner product of a gradient
+/// with a direction, which its own gradient turns into a JVP or an hvp.
+pub(crate) fn sum_of_dots<'a>(
+    pairs: impl IntoIterator<Item = (&'a Tensor, &'a Tensor)>,
+) -> Result<Option<Tensor>> {
+    let mut acc: Option<Tensor> = None;
+    for (a, b) in pairs {
+        let term = a.reshape([-1])?.vecdot(&b.reshape([-1])?)?;
+        acc = Some(match acc {
+            Some(s) => s.add(&term)?,
+            None => term,
+        });
+    }
+    Ok(acc)
+}
+
 thread_local! {
     static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
 }

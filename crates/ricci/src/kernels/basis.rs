@@ -5,8 +5,9 @@
 //! Both are bound by reading `Q`. Columns go four at a time, so `Q` is read
 //! once per product while `w` (a few hundred KB) stays in cache, and each
 //! column keeps 8 lanes of partial sums. Over 79 passes against a growing
-//! basis of `n = 50,890` this read 31 GB/s on one thread, where faer's
-//! matrix-vector products read 21 GB/s (117-125 against 83 ms).
+//! basis of `n = 50,890` (a probe) this read 31-33 GB/s on one thread,
+//! where faer's matrix-vector products read 21-26 GB/s (78-83 against
+//! 99-125 ms).
 //!
 //! Rows are cut into blocks of [`ROWS_PER_TASK`] whatever the thread
 //! count, and the blocks' partial dot products are added in block order,

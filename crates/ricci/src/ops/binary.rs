@@ -122,6 +122,24 @@ fn each_tangent(
     }
 }
 
+/// For `maximum(a, b)` (`max`) or `minimum(a, b)`: the share of the output
+/// that operand `i` gives, 1 where it is chosen, 0 where the other is, 1/2
+/// at ties (the gradient splits evenly, as PyTorch's).
+fn share_of_extreme(a: &Tensor, b: &Tensor, max: bool, i: usize) -> Result<Tensor> {
+    let wins = if max { a.gt(b)? } else { a.lt(b)? };
+    let to_a = wins.add(&a.eq(b)?.mul_scalar(0.5))?;
+    Ok(if i == 0 { to_a } else { to_a.rsub_scalar(1.0) })
+}
+
+/// The JVP of `maximum` / `minimum`: each tangent times its operand's share.
+fn extreme_tangent(a: &Tensor, b: &Tensor, max: bool, t: [Option<&Tensor>; 2]) -> Result<Tensor> {
+    each_tangent(
+        t,
+        |da| da.mul(&share_of_extreme(a, b, max, 0)?),
+        |db| db.mul(&share_of_extreme(a, b, max, 1)?),
+    )
+}
+
 impl Tensor {
     /// `self + other`, broadcast.
     ///
@@ -276,20 +294,13 @@ impl Tensor {
     pub fn maximum(&self, other: &Tensor) -> Result<Tensor> {
         let (a, b) = grad_operands("maximum", self, other)?;
         let out: Tensor = binary_map!("maximum", &a, &b, |x, y| x.max_nan(y))?;
-        // Ties split the gradient evenly, as PyTorch does.
         Ok(rec2(
             "maximum",
             out,
             &a,
             &b,
-            |a, b, g, i| {
-                let to_a = a.gt(b)?.add(&a.eq(b)?.mul_scalar(0.5))?;
-                g.mul(&if i == 0 { to_a } else { to_a.rsub_scalar(1.0) })
-            },
-            |a, b, _, t| {
-                let to_a = a.gt(b)?.add(&a.eq(b)?.mul_scalar(0.5))?;
-                each_tangent(t, |da| da.mul(&to_a), |db| db.mul(&to_a.rsub_scalar(1.0)))
-            },
+            |a, b, g, i| g.mul(&share_of_extreme(a, b, true, i)?),
+            |a, b, _, t| extreme_tangent(a, b, true, t),
         ))
     }
     /// Elementwise minimum; NaN propagates (numpy's `minimum`).
@@ -301,14 +312,8 @@ impl Tensor {
             out,
             &a,
             &b,
-            |a, b, g, i| {
-                let to_a = a.lt(b)?.add(&a.eq(b)?.mul_scalar(0.5))?;
-                g.mul(&if i == 0 { to_a } else { to_a.rsub_scalar(1.0) })
-            },
-            |a, b, _, t| {
-                let to_a = a.lt(b)?.add(&a.eq(b)?.mul_scalar(0.5))?;
-                each_tangent(t, |da| da.mul(&to_a), |db| db.mul(&to_a.rsub_scalar(1.0)))
-            },
+            |a, b, g, i| g.mul(&share_of_extreme(a, b, false, i)?),
+            |a, b, _, t| extreme_tangent(a, b, false, t),
         ))
     }
 

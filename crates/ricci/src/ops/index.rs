@@ -28,6 +28,21 @@ fn read_indices(op: &'static str, index: &Tensor, bound: usize) -> Result<Vec<us
         .collect()
 }
 
+/// The JVP of an op that adds `src` into a copy of `base` (`index_add`,
+/// `scatter_add`): linear in both, so the same op on the tangents, `add`,
+/// with a zero base where `base` has no tangent.
+fn add_into_tangent(
+    out: &Tensor,
+    t: &[Option<Tensor>],
+    add: impl FnOnce(&Tensor, &Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
+    let base = t[0].clone().unwrap_or_else(|| out.zeros_like());
+    match &t[1] {
+        Some(src) => add(&base, src),
+        None => Ok(base),
+    }
+}
+
 impl Tensor {
     /// Picks entries `indices` (a 1-D tensor of integer values) along `dim`.
     ///
@@ -137,13 +152,8 @@ impl Tensor {
                     },
                 ])
             },
-            // Linear in both: the same op on the tangents.
             move |_, out, t| {
-                let base = t[0].clone().unwrap_or_else(|| out.zeros_like());
-                match &t[1] {
-                    Some(ts) => base.index_add(d, &jvp_indices, ts),
-                    None => Ok(base),
-                }
+                add_into_tangent(out, t, |base, src| base.index_add(d, &jvp_indices, src))
             },
         ))
     }
@@ -256,13 +266,8 @@ impl Tensor {
                 };
                 Ok(vec![needs[0].then(|| g.clone()), dsrc])
             },
-            // Linear in both: the same op on the tangents.
             move |_, out, t| {
-                let base = t[0].clone().unwrap_or_else(|| out.zeros_like());
-                match &t[1] {
-                    Some(ts) => base.scatter_add(d, &jvp_index, ts),
-                    None => Ok(base),
-                }
+                add_into_tangent(out, t, |base, src| base.scatter_add(d, &jvp_index, src))
             },
         ))
     }
