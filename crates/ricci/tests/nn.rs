@@ -35,6 +35,53 @@ fn cross_entropy_gradients_to_second_order_with_ignored_targets() {
     .unwrap();
 }
 
+/// The loss's gradient is a recorded op of its own; checking it to second
+/// order checks the loss's third derivatives, and forward mode through it
+/// (forward over reverse).
+#[test]
+fn cross_entropy_gradient_is_differentiable_twice_more() {
+    let mut rng = Rng::new(2);
+    let logits = randn(&[5, 4], &mut rng).mul_scalar(2.0);
+    let targets = Tensor::from_vec(vec![3.0f64, -1.0, 0.0, 1.0, 3.0], &[5]).unwrap();
+    gradcheck(
+        |x| {
+            let g = ricci::autograd::grad(|x| cross_entropy(&x[0], &targets, Some(-1)), x)?;
+            Ok(g[0].clone())
+        },
+        &[logits],
+        &second_order(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn cross_entropy_stays_finite_where_a_probability_underflows() {
+    // softmax([0, 200])[0] is 0 in f32 and f64 alike; log_softmax is -200.
+    for dtype in [DType::F32, DType::F64] {
+        let logits = Tensor::from_vec(vec![0.0f64, 200.0, 1.0, 0.0], &[2, 2])
+            .unwrap()
+            .to_dtype(dtype);
+        let targets = Tensor::from_vec(vec![0.0f64, 0.0], &[2])
+            .unwrap()
+            .to_dtype(dtype);
+        let loss = cross_entropy(&logits, &targets, None)
+            .unwrap()
+            .to_f64()
+            .unwrap();
+        let second = (1.0f64.exp() + 1.0).ln() - 1.0;
+        let expected = (200.0 + second) / 2.0;
+        assert!(
+            (loss - expected).abs() < 1e-4,
+            "{dtype:?}: {loss} vs {expected}"
+        );
+    }
+    // Every target ignored: 0/0, as PyTorch.
+    let logits = Tensor::from_vec(vec![1.0f64, 2.0], &[1, 2]).unwrap();
+    let targets = Tensor::from_vec(vec![-1.0f64], &[1]).unwrap();
+    let loss = cross_entropy(&logits, &targets, Some(-1)).unwrap();
+    assert!(loss.to_f64().unwrap().is_nan());
+}
+
 #[test]
 fn cross_entropy_equals_the_mean_negative_log_likelihood_of_kept_targets() {
     let logits = Tensor::from_vec(

@@ -97,7 +97,17 @@ pub(crate) fn record<F>(name: &'static str, out: Tensor, inputs: &[&Tensor], vjp
 where
     F: Fn(&[Tensor], &Tensor, &[bool]) -> Result<Vec<Option<Tensor>>> + Send + Sync + 'static,
 {
+    if !will_record(inputs) {
+        return out;
+    }
     record_op(name, out, inputs, Box::new(vjp), None)
+}
+
+/// Whether an op of these inputs is recorded: grad mode is on and some
+/// input asks for gradients. Checked before the closures are boxed, so an
+/// op outside the graph allocates nothing for autograd.
+pub(crate) fn will_record(inputs: &[&Tensor]) -> bool {
+    is_grad_enabled() && inputs.iter().any(|t| t.requires_grad())
 }
 
 /// As [`record`], with a direct Jacobian-vector product: `jvp` gets the
@@ -114,6 +124,9 @@ where
     F: Fn(&[Tensor], &Tensor, &[bool]) -> Result<Vec<Option<Tensor>>> + Send + Sync + 'static,
     J: Fn(&[Tensor], &Tensor, &[Option<Tensor>]) -> Result<Tensor> + Send + Sync + 'static,
 {
+    if !will_record(inputs) {
+        return out;
+    }
     record_op(name, out, inputs, Box::new(vjp), Some(Box::new(jvp)))
 }
 
@@ -124,7 +137,7 @@ fn record_op(
     vjp: Box<VjpFn>,
     jvp: Option<Box<JvpFn>>,
 ) -> Tensor {
-    if !is_grad_enabled() || !inputs.iter().any(|t| t.requires_grad()) {
+    if !will_record(inputs) {
         return out;
     }
     let grad_fn = OpGrad {

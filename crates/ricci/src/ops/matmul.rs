@@ -16,8 +16,8 @@ use crate::tensor::{alloc_uninit, broadcast_shapes, with_dtype, Layout, Tensor};
 fn batch_offsets(layout: &Layout, batch_shape: &[usize]) -> Result<Vec<usize>> {
     let rank = layout.rank();
     let own = Layout::from_parts(
-        layout.shape()[..rank - 2].to_vec(),
-        layout.strides()[..rank - 2].to_vec(),
+        &layout.shape()[..rank - 2],
+        &layout.strides()[..rank - 2],
         layout.offset(),
     );
     let b = own.broadcast_to(batch_shape)?;

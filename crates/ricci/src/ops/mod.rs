@@ -15,8 +15,13 @@ mod unary;
 
 pub use matmul::linear;
 
+use smallvec::SmallVec;
+
 use crate::error::Result;
-use crate::tensor::resolve_dim;
+use crate::tensor::{resolve_dim, DimVec, INLINE_DIMS};
+
+/// Dimension indices as given (inline up to [`INLINE_DIMS`], no allocation).
+pub type DimList = SmallVec<[i64; INLINE_DIMS]>;
 
 /// A dimension index (negative counts from the end).
 pub trait Dim: Copy {
@@ -29,35 +34,45 @@ impl_dim!(usize, isize, i32, i64, u32);
 
 /// A set of dimensions.
 pub trait Dims {
-    fn to_dims(&self) -> Vec<i64>;
+    fn to_dims(&self) -> DimList;
 }
 impl<D: Dim> Dims for D {
-    fn to_dims(&self) -> Vec<i64> {
-        vec![self.to_i64()]
+    fn to_dims(&self) -> DimList {
+        smallvec::smallvec![self.to_i64()]
     }
 }
 impl<D: Dim, const N: usize> Dims for [D; N] {
-    fn to_dims(&self) -> Vec<i64> {
+    fn to_dims(&self) -> DimList {
         self.iter().map(|d| d.to_i64()).collect()
     }
 }
 impl<D: Dim, const N: usize> Dims for &[D; N] {
-    fn to_dims(&self) -> Vec<i64> {
+    fn to_dims(&self) -> DimList {
         self.iter().map(|d| d.to_i64()).collect()
     }
 }
 impl<D: Dim> Dims for &[D] {
-    fn to_dims(&self) -> Vec<i64> {
+    fn to_dims(&self) -> DimList {
         self.iter().map(|d| d.to_i64()).collect()
     }
 }
 impl<D: Dim> Dims for Vec<D> {
-    fn to_dims(&self) -> Vec<i64> {
+    fn to_dims(&self) -> DimList {
+        self.iter().map(|d| d.to_i64()).collect()
+    }
+}
+impl Dims for DimVec {
+    fn to_dims(&self) -> DimList {
+        self.iter().map(|d| d.to_i64()).collect()
+    }
+}
+impl Dims for &DimVec {
+    fn to_dims(&self) -> DimList {
         self.iter().map(|d| d.to_i64()).collect()
     }
 }
 impl<D: Dim> Dims for &Vec<D> {
-    fn to_dims(&self) -> Vec<i64> {
+    fn to_dims(&self) -> DimList {
         self.iter().map(|d| d.to_i64()).collect()
     }
 }
@@ -68,8 +83,8 @@ pub(crate) fn dim(op: &'static str, d: impl Dim, rank: usize) -> Result<usize> {
 }
 
 /// Resolves a set of dims: sorted, each once (a repeat is an error).
-pub(crate) fn dims(op: &'static str, ds: &impl Dims, rank: usize) -> Result<Vec<usize>> {
-    let mut out = Vec::new();
+pub(crate) fn dims(op: &'static str, ds: &impl Dims, rank: usize) -> Result<DimVec> {
+    let mut out = DimVec::new();
     for d in ds.to_dims() {
         let r = resolve_dim(op, d, rank)?;
         if out.contains(&r) {

@@ -7,8 +7,8 @@ use crate::autograd::{record_jvp, sum_tangents};
 use crate::error::{Error, Result};
 use crate::kernels::strided;
 use crate::tensor::{
-    alloc_uninit, broadcast_shapes, inverse_permutation, resolve_dim, with_dtype, Element, Layout,
-    Tensor,
+    alloc_uninit, broadcast_shapes, inverse_permutation, resolve_dim, with_dtype, DimVec, Element,
+    Layout, Tensor,
 };
 
 impl Tensor {
@@ -556,7 +556,7 @@ impl Tensor {
             return Ok(self.clone());
         }
         let full = broadcast_shapes("sum_to_shape", shape, self.shape())?;
-        if full != self.shape() {
+        if full[..] != *self.shape() {
             return Err(Error::shape("sum_to_shape", self.shape(), shape));
         }
         let lead = self.rank() - shape.len();
@@ -575,7 +575,7 @@ impl Tensor {
     }
 
     /// Resolves `dims` against this tensor's rank (sorted, unique).
-    pub(crate) fn resolve_dims(&self, op: &'static str, ds: &impl Dims) -> Result<Vec<usize>> {
+    pub(crate) fn resolve_dims(&self, op: &'static str, ds: &impl Dims) -> Result<DimVec> {
         dims(op, ds, self.rank())
     }
 }

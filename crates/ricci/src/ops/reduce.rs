@@ -8,7 +8,7 @@ use crate::autograd::{record_jvp, sum_tangents};
 use crate::error::{Error, Result};
 use crate::kernels::reduce::{self as k, ArgReduce, Reduce};
 use crate::kernels::strided::Plan;
-use crate::tensor::{alloc_uninit, with_dtype, Element, Layout, Tensor};
+use crate::tensor::{alloc_uninit, with_dtype, DimVec, Element, Layout, Tensor};
 
 /// The kept shape after reducing `dims` of `shape`.
 fn reduced_shape(shape: &[usize], dims: &[usize], keepdim: bool) -> Vec<usize> {
@@ -33,7 +33,7 @@ struct ArbPlan {
     r: usize,
     b: usize,
     /// All dims in the order `buf` holds them (for same-shape outputs like softmax).
-    full_order: Vec<usize>,
+    full_order: DimVec,
 }
 
 impl ArbPlan {

@@ -15,6 +15,9 @@ fn rec1(
     x: &Tensor,
     vjp: impl Fn(&Tensor, &Tensor) -> Result<Tensor> + Send + Sync + 'static,
 ) -> Tensor {
+    if !crate::autograd::will_record(&[x]) {
+        return out;
+    }
     let vjp = std::sync::Arc::new(vjp);
     let jvp = vjp.clone();
     record_jvp(

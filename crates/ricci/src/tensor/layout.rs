@@ -4,19 +4,32 @@
 //! offset. Views (reshape, permute, narrow, broadcast, ...) only build a new
 //! layout over the same storage; nothing is copied.
 
+use smallvec::{smallvec, SmallVec};
+
 use crate::error::{Error, Result};
+
+/// Up to this many dimensions a shape or stride list lives inline, with no
+/// heap allocation. Every op builds several layouts (its output's, and for
+/// elementwise ops the broadcast and permuted views of each operand); with
+/// `Vec`s they were about half of the 1,200 allocations of one
+/// Hessian-vector product of a small MLP.
+pub const INLINE_DIMS: usize = 6;
+/// A list of sizes or dimension indices, inline up to [`INLINE_DIMS`].
+pub type DimVec = SmallVec<[usize; INLINE_DIMS]>;
+/// A list of strides, inline up to [`INLINE_DIMS`].
+pub type StrideVec = SmallVec<[isize; INLINE_DIMS]>;
 
 /// Shape, strides (in elements) and offset of a tensor view.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Layout {
-    shape: Vec<usize>,
-    strides: Vec<isize>,
+    shape: DimVec,
+    strides: StrideVec,
     offset: usize,
 }
 
 /// Row-major (C-order) strides of a shape.
-pub fn contiguous_strides(shape: &[usize]) -> Vec<isize> {
-    let mut strides = vec![0isize; shape.len()];
+pub fn contiguous_strides(shape: &[usize]) -> StrideVec {
+    let mut strides: StrideVec = smallvec![0; shape.len()];
     let mut acc = 1isize;
     for (s, &d) in strides.iter_mut().zip(shape).rev() {
         *s = acc;
@@ -26,8 +39,8 @@ pub fn contiguous_strides(shape: &[usize]) -> Vec<isize> {
 }
 
 /// The permutation that undoes `perm`.
-pub fn inverse_permutation(perm: &[usize]) -> Vec<usize> {
-    let mut inv = vec![0; perm.len()];
+pub fn inverse_permutation(perm: &[usize]) -> DimVec {
+    let mut inv: DimVec = smallvec![0; perm.len()];
     for (i, &p) in perm.iter().enumerate() {
         inv[p] = i;
     }
@@ -39,7 +52,7 @@ pub fn inverse_permutation(perm: &[usize]) -> Vec<usize> {
 /// PyTorch's TensorIterator does). Walking in this order keeps the inner
 /// loop on unit stride, so a transposed input runs as fast as a contiguous
 /// one, and the output takes the same memory layout as that operand.
-pub fn iteration_order(layouts: &[&Layout]) -> Vec<usize> {
+pub fn iteration_order(layouts: &[&Layout]) -> DimVec {
     let rank = layouts.first().map_or(0, |l| l.rank());
     match layouts.iter().find(|l| !l.has_broadcast()) {
         Some(l) => l.memory_order(),
@@ -58,9 +71,9 @@ pub fn resolve_dim(op: &'static str, dim: i64, rank: usize) -> Result<usize> {
 }
 
 /// The numpy broadcast of two shapes.
-pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
+pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<DimVec> {
     let n = a.len().max(b.len());
-    let mut out = vec![0; n];
+    let mut out: DimVec = smallvec![0; n];
     for i in 0..n {
         let da = if i + a.len() >= n {
             a[i + a.len() - n]
@@ -87,18 +100,18 @@ impl Layout {
     /// A row-major layout of `shape` at offset 0.
     pub fn contiguous(shape: &[usize]) -> Self {
         Layout {
-            shape: shape.to_vec(),
+            shape: DimVec::from_slice(shape),
             strides: contiguous_strides(shape),
             offset: 0,
         }
     }
 
     /// A layout from raw parts; the caller guarantees it fits its storage.
-    pub(crate) fn from_parts(shape: Vec<usize>, strides: Vec<isize>, offset: usize) -> Self {
+    pub(crate) fn from_parts(shape: &[usize], strides: &[isize], offset: usize) -> Self {
         debug_assert_eq!(shape.len(), strides.len());
         Layout {
-            shape,
-            strides,
+            shape: DimVec::from_slice(shape),
+            strides: StrideVec::from_slice(strides),
             offset,
         }
     }
@@ -165,8 +178,8 @@ impl Layout {
     /// The dims ordered as they lie in memory, outermost first (largest
     /// stride first; ties and size-1 dims keep their logical order). For a
     /// row-major layout this is `0..rank`; for a transposed matrix `[1, 0]`.
-    pub fn memory_order(&self) -> Vec<usize> {
-        let mut order: Vec<usize> = (0..self.rank()).collect();
+    pub fn memory_order(&self) -> DimVec {
+        let mut order: DimVec = (0..self.rank()).collect();
         let key = |d: usize| {
             if self.shape[d] == 1 {
                 None
@@ -202,7 +215,7 @@ impl Layout {
     pub fn reshape_view(&self, new_shape: &[usize]) -> Option<Layout> {
         if self.is_contiguous() {
             return Some(Layout {
-                shape: new_shape.to_vec(),
+                shape: DimVec::from_slice(new_shape),
                 strides: contiguous_strides(new_shape),
                 offset: self.offset,
             });
@@ -216,7 +229,7 @@ impl Layout {
             .filter(|(&d, _)| d != 1)
             .map(|(&d, &s)| (d, s))
             .collect();
-        let mut new_strides = vec![0isize; new_shape.len()];
+        let mut new_strides: StrideVec = smallvec![0; new_shape.len()];
         let mut oi = 0; // index into old
         let mut ni = 0; // index into new_shape
         while ni < new_shape.len() && new_shape[ni] == 1 {
@@ -257,7 +270,7 @@ impl Layout {
             return None;
         }
         Some(Layout {
-            shape: new_shape.to_vec(),
+            shape: DimVec::from_slice(new_shape),
             strides: new_strides,
             offset: self.offset,
         })
@@ -266,7 +279,7 @@ impl Layout {
     /// Reorders dimensions: `dims` must be a permutation of `0..rank`.
     pub fn permute(&self, dims: &[usize]) -> Result<Layout> {
         let rank = self.rank();
-        let mut seen = vec![false; rank];
+        let mut seen: SmallVec<[bool; INLINE_DIMS]> = smallvec![false; rank];
         if dims.len() != rank
             || dims
                 .iter()
@@ -333,7 +346,7 @@ impl Layout {
             return Err(Error::shape(op, &self.shape, shape));
         }
         let lead = shape.len() - self.rank();
-        let mut strides = vec![0isize; shape.len()];
+        let mut strides: StrideVec = smallvec![0; shape.len()];
         for i in 0..self.rank() {
             let (d, t) = (self.shape[i], shape[lead + i]);
             if d == t {
@@ -343,7 +356,7 @@ impl Layout {
             }
         }
         Ok(Layout {
-            shape: shape.to_vec(),
+            shape: DimVec::from_slice(shape),
             strides,
             offset: self.offset,
         })
@@ -387,8 +400,8 @@ impl Layout {
             (-offset, 0)
         };
         let len = (n0 - start0).min(n1 - start1).max(0) as usize;
-        let mut shape = Vec::with_capacity(self.rank() - 1);
-        let mut strides = Vec::with_capacity(self.rank() - 1);
+        let mut shape = DimVec::with_capacity(self.rank() - 1);
+        let mut strides = StrideVec::with_capacity(self.rank() - 1);
         for i in 0..self.rank() {
             if i != d0 && i != d1 {
                 shape.push(self.shape[i]);
@@ -438,15 +451,15 @@ mod tests {
     #[test]
     fn memory_order_sorts_dims_by_stride() {
         let l = Layout::contiguous(&[2, 3, 4]).permute(&[2, 0, 1]).unwrap();
-        assert_eq!(l.memory_order(), vec![1, 2, 0]);
-        assert_eq!(inverse_permutation(&[2, 0, 1]), vec![1, 2, 0]);
-        assert_eq!(Layout::contiguous(&[2, 1, 4]).memory_order(), vec![0, 1, 2]);
+        assert_eq!(l.memory_order()[..], [1, 2, 0]);
+        assert_eq!(inverse_permutation(&[2, 0, 1])[..], [1, 2, 0]);
+        assert_eq!(Layout::contiguous(&[2, 1, 4]).memory_order()[..], [0, 1, 2]);
     }
 
     #[test]
     fn broadcast_shapes_follows_numpy() {
-        assert_eq!(broadcast_shapes("t", &[3, 1], &[4]).unwrap(), vec![3, 4]);
-        assert_eq!(broadcast_shapes("t", &[], &[2, 2]).unwrap(), vec![2, 2]);
+        assert_eq!(broadcast_shapes("t", &[3, 1], &[4]).unwrap()[..], [3, 4]);
+        assert_eq!(broadcast_shapes("t", &[], &[2, 2]).unwrap()[..], [2, 2]);
         assert!(broadcast_shapes("t", &[3], &[4]).is_err());
     }
 }

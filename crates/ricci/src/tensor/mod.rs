@@ -16,7 +16,8 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use element::{DType, Element};
 pub use layout::{
-    broadcast_shapes, contiguous_strides, inverse_permutation, iteration_order, resolve_dim, Layout,
+    broadcast_shapes, contiguous_strides, inverse_permutation, iteration_order, resolve_dim,
+    DimVec, Layout, StrideVec, INLINE_DIMS,
 };
 pub use rng::Rng;
 pub use storage::{
@@ -143,7 +144,7 @@ impl Tensor {
         if order.iter().enumerate().all(|(i, &d)| i == d) {
             return Tensor::from_typed(data, shape);
         }
-        let permuted: Vec<usize> = order.iter().map(|&d| shape[d]).collect();
+        let permuted: DimVec = order.iter().map(|&d| shape[d]).collect();
         let mem = Layout::contiguous(&permuted);
         let inv = inverse_permutation(order);
         let layout = mem
@@ -178,7 +179,13 @@ impl Tensor {
 
     /// This tensor with the autograd fields set (used by recorded ops).
     #[allow(dead_code)]
-    pub(crate) fn with_grad_fn(self, grad_fn: Arc<dyn GradFn>) -> Tensor {
+    pub(crate) fn with_grad_fn(mut self, grad_fn: Arc<dyn GradFn>) -> Tensor {
+        // An op's fresh output is its only handle: set the fields in place.
+        if let Some(node) = Arc::get_mut(&mut self.0) {
+            node.requires_grad = true;
+            node.grad_fn = Some(grad_fn);
+            return self;
+        }
         let node = Node {
             id: self.0.id,
             storage: Arc::clone(&self.0.storage),
