@@ -204,6 +204,26 @@ fn check_eigh(dtype: DType) {
     assert!(maxdiff(&a, &b) < 100.0 * eps(dtype));
     let e = linalg::eigh(&sym).unwrap();
     assert!(maxdiff(&e.reconstruct().unwrap(), &sym) < 300.0 * eps(dtype));
+    // Two batch dims: each item equals its own call (values and vectors are
+    // strided views of one buffer; this checks their batch strides).
+    let x = Tensor::randn(&[2, 3, 4, 4], dtype, &mut rng);
+    let e = linalg::eigh(&x).unwrap();
+    assert_eq!(e.values.shape(), &[2, 3, 4]);
+    assert_eq!(e.vectors.shape(), &[2, 3, 4, 4]);
+    for (i, j) in [(0, 0), (0, 2), (1, 1)] {
+        let item = |t: &Tensor| t.narrow(0, i, 1).unwrap().narrow(1, j, 1).unwrap();
+        let one = linalg::eigh(&item(&x).reshape([4, 4]).unwrap()).unwrap();
+        let values = item(&e.values).reshape([4]).unwrap();
+        let vectors = item(&e.vectors).reshape([4, 4]).unwrap();
+        assert!(
+            maxdiff(&values, &one.values) < 10.0 * eps(dtype),
+            "item {i},{j}"
+        );
+        assert!(
+            maxdiff(&vectors, &one.vectors) < 10.0 * eps(dtype),
+            "item {i},{j}"
+        );
+    }
 }
 
 fn check_cholesky(dtype: DType) {

@@ -11,16 +11,16 @@
 //! finite, and exact for losses of the eigenvalues and of whole eigenspaces
 //! (see the module doc of [`super`] for the cases where it is not).
 
-use faer::diag::Diag;
+use faer::diag::DiagMut;
 use faer::linalg::evd::{self, ComputeEigenvectors};
-use faer::Mat;
+use faer::MatMut;
 
 use super::{
-    diag_embed, evd_params, from_mats, from_vecs, mt, par_map, record_multi, recording, safe_recip,
+    diag_embed, evd_params, mt, par_for_each_matrix, record_multi, recording, safe_recip,
     square_dims, with_stack, Batch, Scalar,
 };
 use crate::error::{Error, Result};
-use crate::tensor::{with_type, Tensor};
+use crate::tensor::{alloc_uninit, contiguous_strides, with_type, Layout, Tensor};
 
 /// The result of [`eigh`]: `A = V diag(values) Vᵀ`.
 #[derive(Clone, Debug)]
@@ -40,6 +40,13 @@ impl Eigh {
     }
 }
 
+/// Each item's results go straight into one buffer as faer writes them,
+/// `[item][vectors (column-major, n x n) | values (n)]`, and the outputs
+/// are strided views of it: the eigenvector tensor is the transpose of a
+/// row-major layout, as numpy's (LAPACK's column-major array, not copied).
+/// Against stacking faer's own matrices into row-major tensors, this saves
+/// zeroing the matrix, the transposing copy and two allocations: at n = 100
+/// about 10 µs of 730.
 fn eigh_raw<T: Scalar>(a: &Tensor, vectors: bool) -> Result<(Tensor, Option<Tensor>)> {
     let op = "eigh";
     let (batch, n) = square_dims(op, a)?;
@@ -49,11 +56,12 @@ fn eigh_raw<T: Scalar>(a: &Tensor, vectors: bool) -> Result<(Tensor, Option<Tens
     } else {
         ComputeEigenvectors::No
     };
-    let parts = par_map(b.count, 9.0 * (n * n * n) as f64, |i, par| {
-        let mut s = Diag::<T>::zeros(n);
-        // No vectors (eigvalsh): an empty matrix, nothing allocated.
-        let size = if vectors { n } else { 0 };
-        let mut u = Mat::<T>::zeros(size, size);
+    let size = if vectors { n * n } else { 0 };
+    let item = size + n;
+    // Every element is written by faer below (or the call fails).
+    let mut buf = alloc_uninit::<T>(b.count * item);
+    par_for_each_matrix(&mut buf, item, 9.0 * (n * n * n) as f64, |i, chunk, par| {
+        let (u, s) = chunk.split_at_mut(size);
         let params = evd_params::<T>().into();
         let req = evd::self_adjoint_evd_scratch::<T>(n, compute, par, params);
         with_stack(req, |stack| {
@@ -61,8 +69,8 @@ fn eigh_raw<T: Scalar>(a: &Tensor, vectors: bool) -> Result<(Tensor, Option<Tens
             // copying it into its own work matrix.
             evd::self_adjoint_evd(
                 b.mat(i),
-                s.as_mut(),
-                vectors.then(|| u.as_mut()),
+                DiagMut::from_slice_mut(s),
+                vectors.then(|| MatMut::from_column_major_slice_mut(u, n, n)),
                 par,
                 stack,
                 params,
@@ -71,12 +79,21 @@ fn eigh_raw<T: Scalar>(a: &Tensor, vectors: bool) -> Result<(Tensor, Option<Tens
         .map_err(|_| Error::NotConverged {
             op,
             iterations: None,
-        })?;
-        Ok(((0..n).map(|j| s[j]).collect::<Vec<T>>(), u))
+        })
     })?;
-    let (values, us): (Vec<Vec<T>>, Vec<Mat<T>>) = parts.into_iter().unzip();
-    let values = from_vecs(&batch, values, n);
-    Ok((values, vectors.then(|| from_mats(&batch, &us, n, n))))
+    // Item strides over the batch dims, then each output's own.
+    let items: Vec<isize> = contiguous_strides(&batch)
+        .iter()
+        .map(|&s| s * item as isize)
+        .collect();
+    let with_dims = |tail: &[usize], tail_strides: &[isize], offset: usize| {
+        let shape: Vec<usize> = batch.iter().chain(tail).copied().collect();
+        let strides: Vec<isize> = items.iter().chain(tail_strides).copied().collect();
+        Layout::from_parts(&shape, &strides, offset)
+    };
+    let storage = Tensor::from_storage(T::into_storage(buf), with_dims(&[n], &[1], size));
+    let vectors = vectors.then(|| storage.view_with(with_dims(&[n, n], &[1, n as isize], 0)));
+    Ok((storage, vectors))
 }
 
 /// Eigenvalues (ascending) and orthonormal eigenvectors of each symmetric
