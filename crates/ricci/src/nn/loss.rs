@@ -17,9 +17,10 @@ use crate::tensor::{alloc_uninit, with_dtype, Element, Tensor};
 /// One recorded op. Its gradient `w (softmax(x) - onehot)` (with `w` the
 /// row's weight, `1/count` or 0) is a recorded op too, whose Jacobian is
 /// `w (diag(p) - p pᵀ)` per row, so gradients of any order follow; forward
-/// mode gets the directional derivative `Σ ∇ ⊙ t` in two more ops. As five
-/// ops (`log_softmax`, `gather`, a masked mean) a Hessian-vector product
-/// through it recorded and walked 21 nodes; now it walks 4.
+/// mode gets the directional derivative `Σ ∇ ⊙ t` in two more ops. Written
+/// as `log_softmax`, `gather` and a masked mean, it was six recorded ops
+/// and its tangent nine; now one and three, which took a Hessian-vector
+/// product of a small MLP from 443 to about 433 µs.
 ///
 /// ```
 /// use ricci::{nn::cross_entropy, Tensor};
