@@ -189,8 +189,9 @@ impl Cp {
 }
 
 /// A rank-`rank` CP decomposition of `x` (order ≥ 3, f32 or f64) by
-/// alternating least squares (see the [module doc](self)). `rank` may
-/// exceed a mode's size but not `min_n ∏_{m≠n} Iₘ`, the largest rank a
+/// alternating least squares (the method is described at the top of
+/// `decomp/cp.rs`). `rank` may exceed a mode's size but not
+/// `min_n ∏_{m≠n} Iₘ`, the largest rank a
 /// tensor of this shape can need.
 ///
 /// ```

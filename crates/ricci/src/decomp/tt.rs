@@ -141,7 +141,7 @@ impl TensorTrain {
 }
 
 /// The TT-SVD of `x` (order ≥ 3) with error bound `params.eps` and/or rank
-/// cap `params.max_rank` (see the [module doc](self)).
+/// cap `params.max_rank` (the method is described at the top of `decomp/tt.rs`).
 ///
 /// ```
 /// # use ricci::{decomp::{self, TtParams}, DType, Rng, Tensor};

@@ -9,7 +9,7 @@
 //! where faer's matrix-vector products read 21-26 GB/s (78-83 against
 //! 99-125 ms).
 //!
-//! Rows are cut into blocks of [`ROWS_PER_TASK`] whatever the thread
+//! Rows are cut into blocks of `ROWS_PER_TASK` whatever the thread
 //! count, and the blocks' partial dot products are added in block order,
 //! so results never depend on the number of threads.
 

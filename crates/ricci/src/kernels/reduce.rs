@@ -612,7 +612,7 @@ pub(super) fn scale_by_inverse<T: Element>(o: &mut [T], total: T) {
 
 /// Softmax (or log-softmax) over the middle dim of `[a, r, b]`. With
 /// `b > 1` (softmax along a dim that is not innermost in memory) each
-/// `[r, b]` plane runs in tiles of whole rows, see [`softmax_plane`].
+/// `[r, b]` plane runs in tiles of whole rows, see `softmax_plane`.
 pub fn softmax<T: Element>(src: &[T], a: usize, r: usize, b: usize, log: bool, out: &mut [T]) {
     if src.is_empty() {
         return;
