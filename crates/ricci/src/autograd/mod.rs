@@ -137,9 +137,7 @@ fn record_op(
     vjp: Box<VjpFn>,
     jvp: Option<Box<JvpFn>>,
 ) -> Tensor {
-    if !will_record(inputs) {
-        return out;
-    }
+    // `record` and `record_jvp` have checked `will_record`.
     let grad_fn = OpGrad {
         name,
         inputs: inputs.iter().map(|t| (*t).clone()).collect(),

@@ -147,7 +147,7 @@ pub fn eigh(a: &Tensor) -> Result<Eigh> {
 /// # Ok::<(), ricci::Error>(())
 /// ```
 pub fn eigvalsh(a: &Tensor) -> Result<Tensor> {
-    if crate::autograd::is_grad_enabled() && a.requires_grad() {
+    if crate::autograd::will_record(&[a]) {
         return Ok(eigh(a)?.values);
     }
     Ok(with_type!(a.dtype(), T => eigh_raw::<T>(a, false)?.0))

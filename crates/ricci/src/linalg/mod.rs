@@ -351,7 +351,7 @@ pub(crate) fn record_multi<F>(
 where
     F: Fn(&[Tensor], &[Tensor], &[bool]) -> Result<Vec<Option<Tensor>>> + Send + Sync + 'static,
 {
-    if !is_grad_enabled() || !inputs.iter().any(|t| t.requires_grad()) {
+    if !crate::autograd::will_record(inputs) {
         return Ok(outs);
     }
     let shapes: Vec<Vec<usize>> = outs.iter().map(|t| t.shape().to_vec()).collect();

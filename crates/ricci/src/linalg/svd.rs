@@ -195,7 +195,7 @@ pub fn svd_thin(a: &Tensor) -> Result<Svd> {
 /// # Ok::<(), ricci::Error>(())
 /// ```
 pub fn svdvals(a: &Tensor) -> Result<Tensor> {
-    if crate::autograd::is_grad_enabled() && a.requires_grad() {
+    if crate::autograd::will_record(&[a]) {
         return Ok(svd_thin(a)?.s);
     }
     let (_, s, _) = with_type!(a.dtype(), T => svd_raw::<T>(a, None)?);

@@ -18,9 +18,9 @@ use crate::tensor::{alloc_uninit, with_dtype, Element, Tensor};
 /// row's weight, `1/count` or 0) is a recorded op too, whose Jacobian is
 /// `w (diag(p) - p pᵀ)` per row, so gradients of any order follow; forward
 /// mode gets the directional derivative `Σ ∇ ⊙ t` in two more ops. Written
-/// as `log_softmax`, `gather` and a masked mean, it was six recorded ops
-/// and its tangent nine; now one and three, which took a Hessian-vector
-/// product of a small MLP from 443 to about 433 µs.
+/// as `log_softmax`, `gather` and a masked mean, it was five recorded ops
+/// on 2-d logits and its tangent nine; now one and three, which took a
+/// Hessian-vector product of a small MLP from 443 to about 433 µs.
 ///
 /// ```
 /// use ricci::{nn::cross_entropy, Tensor};
@@ -104,13 +104,14 @@ pub fn cross_entropy(
         out,
         &[&x],
         move |inp, g, _| {
-            // A training backward uses the saved probabilities as they are.
+            // A training backward uses the saved probabilities as they
+            // are, scaled by the (scalar) output gradient in the same pass.
             let grad = if is_grad_enabled() {
-                gradient(&inp[0], &vjp_rows, &p)?
+                gradient(&inp[0], &vjp_rows, &p)?.mul(g)?
             } else {
-                shifted_softmax(&p, &vjp_rows)
+                shifted_softmax(&p, &vjp_rows, g.to_f64()?)
             };
-            Ok(vec![Some(grad.mul(g)?)])
+            Ok(vec![Some(grad)])
         },
         move |inp, _, t| {
             let grad = gradient(&inp[0], &jvp_rows, &jvp_p)?;
@@ -145,16 +146,16 @@ impl Rows {
     }
 }
 
-/// `w (p - onehot)` per row, from the probabilities `p` `[rows, classes]`
-/// (not recorded).
-fn shifted_softmax(p: &Tensor, rows: &Rows) -> Tensor {
+/// `scale w (p - onehot)` per row, from the probabilities `p`
+/// `[rows, classes]` (not recorded).
+fn shifted_softmax(p: &Tensor, rows: &Rows, scale: f64) -> Tensor {
     let (n, classes) = (p.shape()[0], p.shape()[1]);
     with_slice(p, |s, off| {
         with_dtype!(s, T, s => {
             let mut out = alloc_uninit::<T>(n * classes);
             let rows_in = s[off..off + n * classes].chunks_exact(classes);
             for (r, (o, pr)) in out.chunks_exact_mut(classes).zip(rows_in).enumerate() {
-                let w = T::from_f64(rows.weight[r]);
+                let w = T::from_f64(scale * rows.weight[r]);
                 for (o, &p) in o.iter_mut().zip(pr) {
                     *o = w * p;
                 }
@@ -171,7 +172,7 @@ fn shifted_softmax(p: &Tensor, rows: &Rows) -> Tensor {
 /// Jacobian is `w (diag(p) - p pᵀ)` per row: symmetric, so the VJP and the
 /// JVP are one map, `w p (v - ⟨v, p⟩)`.
 fn gradient(x: &Tensor, rows: &Arc<Rows>, p: &Tensor) -> Result<Tensor> {
-    let out = shifted_softmax(p, rows);
+    let out = shifted_softmax(p, rows, 1.0);
     let p = p.clone();
     let (vjp_rows, jvp_rows) = (rows.clone(), rows.clone());
     Ok(record_jvp(

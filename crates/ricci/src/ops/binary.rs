@@ -6,7 +6,7 @@
 
 use std::ops;
 
-use crate::autograd::{is_grad_enabled, record_jvp};
+use crate::autograd::{is_grad_enabled, record_jvp, will_record};
 use crate::error::Result;
 use crate::kernels::map;
 use crate::tensor::{
@@ -73,7 +73,7 @@ macro_rules! binary_map {
 /// back to an operand's shape. Without recording the kernel broadcasts
 /// by itself.
 fn grad_operands(op: &'static str, a: &Tensor, b: &Tensor) -> Result<(Tensor, Tensor)> {
-    if !is_grad_enabled() || !(a.requires_grad() || b.requires_grad()) || a.shape() == b.shape() {
+    if !will_record(&[a, b]) || a.shape() == b.shape() {
         return Ok((a.clone(), b.clone()));
     }
     a.same_dtype(op, b)?;
@@ -416,7 +416,7 @@ impl Tensor {
     /// ```
     pub fn where_(cond: &Tensor, on_true: &Tensor, on_false: &Tensor) -> Result<Tensor> {
         let op = "where";
-        if is_grad_enabled() && (on_true.requires_grad() || on_false.requires_grad()) {
+        if will_record(&[on_true, on_false]) {
             let s1 = broadcast_shapes(op, cond.shape(), on_true.shape())?;
             let shape = broadcast_shapes(op, &s1, on_false.shape())?;
             let (a, b) = (

@@ -178,7 +178,6 @@ impl Tensor {
     }
 
     /// This tensor with the autograd fields set (used by recorded ops).
-    #[allow(dead_code)]
     pub(crate) fn with_grad_fn(mut self, grad_fn: Arc<dyn GradFn>) -> Tensor {
         // An op's fresh output is its only handle: set the fields in place.
         if let Some(node) = Arc::get_mut(&mut self.0) {
