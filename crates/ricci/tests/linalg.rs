@@ -175,6 +175,18 @@ fn check_eigh(dtype: DType) {
                 .map(|i| [-3.0, 1.0, 1.0, 2.0, 2.0, 2.0, 0.0][i % 7])
                 .collect(),
         ),
+        // From 128 the halves, roots and products of each merge run on
+        // two threads.
+        (
+            "distinct_160",
+            (0..160).map(|i| (i as f64 * 0.37).sin() * 4.0).collect(),
+        ),
+        (
+            "clustered_150",
+            (0..150)
+                .map(|i| [5.0, -1.0, -1.0, 0.5, 0.5, 0.5, 1e-9][i % 7])
+                .collect(),
+        ),
     ];
     for (name, l) in spectra {
         let n = l.len();

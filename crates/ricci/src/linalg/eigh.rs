@@ -12,12 +12,20 @@
 //! (see the module doc of [`super`] for the cases where it is not).
 
 use faer::diag::DiagMut;
+use faer::dyn_stack::StackReq;
+use faer::linalg::evd::tridiag::{self, TridiagParams};
 use faer::linalg::evd::{self, ComputeEigenvectors};
-use faer::MatMut;
+use faer::linalg::householder::{
+    apply_block_householder_sequence_on_the_left_in_place_scratch,
+    apply_block_householder_sequence_on_the_left_in_place_with_conj,
+};
+use faer::linalg::qr::no_pivoting::factor::recommended_block_size;
+use faer::reborrow::ReborrowMut;
+use faer::{Conj, Mat, MatMut, MatRef, Par};
 
 use super::{
     diag_embed, evd_params, mt, par_for_each_matrix, record_multi, recording, safe_recip,
-    square_dims, with_stack, Batch, Scalar,
+    square_dims, tridiagonal, with_stack, Batch, Scalar,
 };
 use crate::error::{Error, Result};
 use crate::tensor::{alloc_uninit, contiguous_strides, with_type, Layout, Tensor};
@@ -62,6 +70,13 @@ fn eigh_raw<T: Scalar>(a: &Tensor, vectors: bool) -> Result<(Tensor, Option<Tens
     let mut buf = alloc_uninit::<T>(b.count * item);
     par_for_each_matrix(&mut buf, item, 9.0 * (n * n * n) as f64, |i, chunk, par| {
         let (u, s) = chunk.split_at_mut(size);
+        if vectors && n >= DIVIDE_FROM {
+            let u = MatMut::from_column_major_slice_mut(u, n, n);
+            return divide_and_conquer(b.mat(i), s, u, par).map_err(|_| Error::NotConverged {
+                op,
+                iterations: None,
+            });
+        }
         let params = evd_params::<T>().into();
         let req = evd::self_adjoint_evd_scratch::<T>(n, compute, par, params);
         with_stack(req, |stack| {
@@ -94,6 +109,55 @@ fn eigh_raw<T: Scalar>(a: &Tensor, vectors: bool) -> Result<(Tensor, Option<Tens
     let storage = Tensor::from_storage(T::into_storage(buf), with_dims(&[n], &[1], size));
     let vectors = vectors.then(|| storage.view_with(with_dims(&[n, n], &[1, n as isize], 0)));
     Ok((storage, vectors))
+}
+
+/// From this size eigenvectors come from [`divide_and_conquer`]; below it
+/// from faer's QR iteration on the whole tridiagonal (its divide and
+/// conquer starts at 48, [`super::evd_params`]).
+const DIVIDE_FROM: usize = 64;
+
+/// `A = V diag(s) Vᵀ` as faer's own routine does it (Householder reduction
+/// to tridiagonal form, then back), with the tridiagonal solved by
+/// [`tridiagonal::eigh`]. `u` receives V, column-major.
+fn divide_and_conquer<T: Scalar>(
+    a: MatRef<'_, T>,
+    s: &mut [T],
+    mut u: MatMut<'_, T>,
+    par: Par,
+) -> std::result::Result<(), tridiagonal::NotConverged> {
+    let n = a.nrows();
+    let bs = recommended_block_size::<T>(n, n);
+    let mut trid = Mat::<T>::zeros(n, n);
+    trid.copy_from_triangular_lower(a);
+    let mut householder = Mat::<T>::zeros(bs, n - 1);
+    let params: TridiagParams = faer::Auto::<T>::auto();
+    let req = StackReq::any_of(&[
+        tridiag::tridiag_in_place_scratch::<T>(n, par, params.into()),
+        apply_block_householder_sequence_on_the_left_in_place_scratch::<T>(n - 1, bs, n),
+    ]);
+    with_stack(req, |stack| {
+        tridiag::tridiag_in_place(
+            trid.as_mut(),
+            householder.as_mut(),
+            par,
+            stack,
+            params.into(),
+        );
+        let e: Vec<T> = (0..n - 1).map(|i| trid[(i + 1, i)]).collect();
+        for (i, si) in s.iter_mut().enumerate() {
+            *si = trid[(i, i)];
+        }
+        tridiagonal::eigh(s, &e, u.rb_mut())?;
+        apply_block_householder_sequence_on_the_left_in_place_with_conj(
+            trid.as_ref().submatrix(1, 0, n - 1, n - 1),
+            householder.as_ref(),
+            Conj::No,
+            u.rb_mut().subrows_mut(1, n - 1),
+            par,
+            stack,
+        );
+        Ok(())
+    })
 }
 
 /// Eigenvalues (ascending) and orthonormal eigenvectors of each symmetric

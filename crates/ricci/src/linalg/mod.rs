@@ -53,6 +53,7 @@ mod orthogonal;
 mod qr;
 mod randomized;
 mod svd;
+mod tridiagonal;
 
 pub use cholesky::{cholesky, solve_triangular};
 pub use eigh::{eigh, eigvalsh, Eigh};
@@ -201,7 +202,9 @@ fn schedule(count: usize, flops_per_item: f64) -> Option<Par> {
 /// switches at 25). In a probe of faer's own calls on random f64 matrices,
 /// 1 thread, 48 against 128: SVD 1.29-1.32 -> 1.15-1.19 ms at n = 100,
 /// 52-53 -> 50 ms at 500 and 343 -> 335 ms at 1000; eigh 0.78-0.81 ->
-/// 0.74-0.77 ms at 100, 27.5 -> 27 ms at 500 and level at 1000.
+/// 0.74-0.77 ms at 100, 27.5 -> 27 ms at 500 and level at 1000. (eigh's
+/// eigenvectors from n = 64 come from ricci's own divide and conquer,
+/// `tridiagonal`, not faer's.)
 const DIVIDE_AND_CONQUER_FROM: usize = 48;
 
 /// faer's SVD parameters with [`DIVIDE_AND_CONQUER_FROM`].
