@@ -753,6 +753,21 @@ mod tests {
     }
 
     #[test]
+    fn nan_and_infinite_entries_end_in_an_error_or_nan_not_a_hang() {
+        for bad in [f64::NAN, f64::INFINITY] {
+            let n = 100;
+            let mut r = lcg(11);
+            let mut d: Vec<f64> = (0..n).map(|_| r()).collect();
+            let e: Vec<f64> = (0..n - 1).map(|_| r()).collect();
+            d[70] = bad;
+            let mut v = Mat::<f64>::zeros(n, n);
+            if eigh(&mut d, &e, v.as_mut()).is_ok() {
+                assert!(d.iter().any(|x| !x.is_finite()), "{bad}: {d:?}");
+            }
+        }
+    }
+
+    #[test]
     fn f32_tridiagonal_is_accurate_to_its_precision() {
         let n = 100;
         let mut r = lcg(10);
