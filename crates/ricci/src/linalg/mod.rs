@@ -203,7 +203,7 @@ fn schedule(count: usize, flops_per_item: f64) -> Option<Par> {
 /// 1 thread, 48 against 128: SVD 1.29-1.32 -> 1.15-1.19 ms at n = 100,
 /// 52-53 -> 50 ms at 500 and 343 -> 335 ms at 1000; eigh 0.78-0.81 ->
 /// 0.74-0.77 ms at 100, 27.5 -> 27 ms at 500 and level at 1000. (eigh's
-/// eigenvectors from n = 64 come from ricci's own divide and conquer,
+/// eigenvectors from n = 33 come from ricci's own divide and conquer,
 /// `tridiagonal`, not faer's.)
 const DIVIDE_AND_CONQUER_FROM: usize = 48;
 

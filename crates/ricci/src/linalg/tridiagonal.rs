@@ -753,6 +753,35 @@ mod tests {
     }
 
     #[test]
+    fn many_random_sizes_and_scales_agree_with_qr_iteration() {
+        let mut r = lcg(12);
+        for case in 0..40 {
+            let n = 33 + (case * 37) % 180;
+            let scale = 10f64.powi((case % 7) as i32 - 3);
+            // Every fourth case mostly repeats a few values (deflation).
+            let d: Vec<f64> = (0..n)
+                .map(|i| {
+                    if case % 4 == 0 {
+                        scale * [0.5, -1.0, 2.0][i % 3]
+                    } else {
+                        scale * r()
+                    }
+                })
+                .collect();
+            let e: Vec<f64> = (0..n - 1)
+                .map(|_| {
+                    if case % 4 == 0 {
+                        scale * 1e-3 * r()
+                    } else {
+                        scale * r()
+                    }
+                })
+                .collect();
+            assert_accurate("random case", &d, &e);
+        }
+    }
+
+    #[test]
     fn nan_and_infinite_entries_end_in_an_error_or_nan_not_a_hang() {
         for bad in [f64::NAN, f64::INFINITY] {
             let n = 100;
