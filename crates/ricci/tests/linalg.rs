@@ -164,7 +164,7 @@ fn check_eigh(dtype: DType) {
         ("repeated", vec![-1.0, -1.0, 2.0, 2.0, 2.0, 5.0]),
         ("singular", vec![0.0, 0.0, 1.0, 3.0]),
         ("wide_range", (0..8).map(|i| 10f64.powi(i - 4)).collect()),
-        // Divide and conquer from n = 48: distinct, then clustered values.
+        // ricci's divide and conquer from n = 33: distinct, then clustered values.
         (
             "distinct_90",
             (0..90).map(|i| i as f64 * 0.25 - 11.0).collect(),
@@ -216,6 +216,22 @@ fn check_eigh(dtype: DType) {
     assert!(maxdiff(&a, &b) < 100.0 * eps(dtype));
     let e = linalg::eigh(&sym).unwrap();
     assert!(maxdiff(&e.reconstruct().unwrap(), &sym) < 300.0 * eps(dtype));
+    // A batch above 33 (items in parallel, each through ricci's divide and
+    // conquer): each item's values equal its own call's, and A V = V Λ.
+    let x = Tensor::randn(&[3, 40, 40], dtype, &mut rng);
+    let sym = x.add(&x.transpose(-2, -1).unwrap()).unwrap();
+    let e = linalg::eigh(&sym).unwrap();
+    let av = sym.matmul(&e.vectors).unwrap();
+    let vl = e.vectors.mul(&e.values.unsqueeze(-2).unwrap()).unwrap();
+    assert!(maxdiff(&av, &vl) < 2000.0 * eps(dtype), "batch of 40 x 40");
+    for i in 0..3 {
+        let one = linalg::eigh(&sym.narrow(0, i, 1).unwrap().reshape([40, 40]).unwrap()).unwrap();
+        let values = e.values.narrow(0, i, 1).unwrap().reshape([40]).unwrap();
+        assert!(
+            maxdiff(&values, &one.values) < 100.0 * eps(dtype),
+            "item {i}"
+        );
+    }
     // Two batch dims: each item equals its own call (values and vectors are
     // strided views of one buffer; this checks their batch strides).
     let x = Tensor::randn(&[2, 3, 4, 4], dtype, &mut rng);
