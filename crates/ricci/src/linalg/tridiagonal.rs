@@ -37,6 +37,7 @@ use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
 use super::{with_stack, Scalar};
+use crate::kernels::reduce::dot_slice;
 use crate::kernels::simd::{dispatch_kernel, Kernel};
 use crate::tensor::Element;
 
@@ -446,7 +447,7 @@ impl<T: Scalar> Kernel for Vectors<'_, T> {
                     for ((vj, &zh), &dj) in v.iter_mut().zip(self.zhat).zip(dcol) {
                         *vj = zh / dj;
                     }
-                    let inv = T::ONE / dot(&v, &v).sqrt();
+                    let inv = T::ONE / dot_slice(&v, &v).sqrt();
                     for (&vj, &p) in v.iter().zip(self.keep) {
                         col[p] = vj * inv;
                     }
@@ -454,30 +455,6 @@ impl<T: Scalar> Kernel for Vectors<'_, T> {
             }
         }
     }
-}
-
-/// `Σ x_j y_j` in independent lanes.
-#[inline(always)]
-fn dot<T: Scalar>(x: &[T], y: &[T]) -> T {
-    const LANES: usize = 8;
-    let mut acc = [T::ZERO; LANES];
-    let whole = x.len() - x.len() % LANES;
-    for (xc, yc) in x[..whole]
-        .chunks_exact(LANES)
-        .zip(y[..whole].chunks_exact(LANES))
-    {
-        for l in 0..LANES {
-            acc[l] += xc[l] * yc[l];
-        }
-    }
-    let mut s = T::ZERO;
-    for (&a, &b) in x[whole..].iter().zip(&y[whole..]) {
-        s += a * b;
-    }
-    for a in acc {
-        s += a;
-    }
-    s
 }
 
 /// The indices of `a ++ b` (each ascending) in ascending order of value.
