@@ -15,11 +15,8 @@
 //! eigenvalues that plain Lanczos produces. The recurrence runs in f64
 //! whatever the operator's dtype.
 
-use faer::diag::Diag;
-use faer::linalg::evd::{self, ComputeEigenvectors};
-use faer::{Mat, Par};
+use faer::Mat;
 
-use super::with_stack;
 use crate::error::{Error, Result};
 use crate::kernels::basis;
 use crate::tensor::{DType, Rng, Tensor};
@@ -233,43 +230,19 @@ fn krylov_step(
     Ok((a, w))
 }
 
-/// Eigenpairs of the symmetric tridiagonal `T` (ascending).
+/// Eigenpairs of the symmetric tridiagonal `T` (ascending), solved as a
+/// tridiagonal (no dense reduction): [`super::tridiagonal::eigh`].
 fn tridiag_eig(alpha: &[f64], beta: &[f64]) -> Result<(Vec<f64>, Mat<f64>)> {
     let m = alpha.len();
-    let t = Mat::<f64>::from_fn(m, m, |i, j| {
-        if i == j {
-            alpha[i]
-        } else if i == j + 1 {
-            beta[j]
-        } else if j == i + 1 {
-            beta[i]
-        } else {
-            0.0
-        }
-    });
-    let mut s = Diag::<f64>::zeros(m);
+    let mut values = alpha.to_vec();
     let mut u = Mat::<f64>::zeros(m, m);
-    let req = evd::self_adjoint_evd_scratch::<f64>(
-        m,
-        ComputeEigenvectors::Yes,
-        Par::Seq,
-        Default::default(),
-    );
-    with_stack(req, |stack| {
-        evd::self_adjoint_evd(
-            t.as_ref(),
-            s.as_mut(),
-            Some(u.as_mut()),
-            Par::Seq,
-            stack,
-            Default::default(),
-        )
-    })
-    .map_err(|_| Error::NotConverged {
-        op: "lanczos",
-        iterations: None,
-    })?;
-    Ok(((0..m).map(|i| s[i]).collect(), u))
+    super::tridiagonal::eigh(&mut values, &beta[..m.saturating_sub(1)], u.as_mut()).map_err(
+        |_| Error::NotConverged {
+            op: "lanczos",
+            iterations: None,
+        },
+    )?;
+    Ok((values, u))
 }
 
 /// The `params.k` extreme eigenpairs of the symmetric `n x n` operator

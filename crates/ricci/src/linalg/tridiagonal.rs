@@ -289,8 +289,10 @@ fn merge<T: Scalar>(
         delta: &delta,
     });
 
-    // The final order, ascending; then X (positions x final columns) holds
-    // each eigenvector in the basis of the positions.
+    // The final order, ascending; then W (coordinates x final columns)
+    // holds each eigenvector in the basis of the halves' eigenvectors:
+    // W = P R₁ ⋯ R_t X with X's columns on the positions, written straight
+    // into the coordinate rows (P X), the rotations then undone there.
     let mut order: Vec<(T, Source)> = (0..n)
         .filter(|&p| deflated[p])
         .map(|p| (dv[p], Source::Deflated(p)))
@@ -302,11 +304,12 @@ fn merge<T: Scalar>(
         )
         .collect();
     order.sort_by(|a, b| a.0.to_f64().total_cmp(&b.0.to_f64()));
-    let mut x = vec![T::ZERO; n * n];
+    let mut w = vec![T::ZERO; n * n];
     let fill = |(cols, sources): (&mut [T], &[(T, Source)])| {
         dispatch_kernel(Vectors {
             zhat: &zhat,
             keep: &keep,
+            perm: &perm,
             delta: &delta,
             sources,
             x: cols,
@@ -314,25 +317,20 @@ fn merge<T: Scalar>(
     };
     if threads {
         let per_task = n.div_ceil(4);
-        x.par_chunks_mut(per_task * n)
+        w.par_chunks_mut(per_task * n)
             .zip(order.par_chunks(per_task))
             .for_each(fill);
     } else {
-        fill((&mut x, &order));
+        fill((&mut w, &order));
     }
-    // Undo the deflating rotations (last first), then map positions to
-    // coordinates: W = P R₁ ⋯ R_t X.
+    // Undo the deflating rotations, last first (P R P⁻¹ rotates rows
+    // perm[a] and perm[p]).
     for &(a, p, c, s) in rotations.iter().rev() {
-        for col in x.chunks_mut(n) {
+        let (a, p) = (perm[a], perm[p]);
+        for col in w.chunks_mut(n) {
             let (xa, xp) = (col[a], col[p]);
             col[a] = c * xa - s * xp;
             col[p] = s * xa + c * xp;
-        }
-    }
-    let mut w = vec![T::ZERO; n * n];
-    for (wc, xc) in w.chunks_mut(n).zip(x.chunks(n)) {
-        for (q, &c) in perm.iter().enumerate() {
-            wc[c] = xc[q];
         }
     }
     for (dj, (l, _)) in d.iter_mut().zip(&order) {
@@ -422,11 +420,14 @@ impl<T: Scalar> Kernel for Loewner<'_, T> {
     }
 }
 
-/// Columns of X for `sources`: a unit vector for a deflated position, the
-/// normalised `(D − λ_i)⁻¹ ẑ` on the kept positions for a root.
+/// Columns of P X for `sources` (rows are coordinates): a unit vector for a
+/// deflated position, the normalised `(D − λ_i)⁻¹ ẑ` on the kept positions
+/// for a root.
 struct Vectors<'a, T> {
     zhat: &'a [T],
     keep: &'a [usize],
+    /// Each position's coordinate row.
+    perm: &'a [usize],
     delta: &'a [T],
     sources: &'a [(T, Source)],
     x: &'a mut [T],
@@ -441,7 +442,7 @@ impl<T: Scalar> Kernel for Vectors<'_, T> {
         let mut v = vec![T::ZERO; k];
         for (col, (_, source)) in self.x.chunks_mut(n).zip(self.sources) {
             match *source {
-                Source::Deflated(p) => col[p] = T::ONE,
+                Source::Deflated(p) => col[self.perm[p]] = T::ONE,
                 Source::Root(i) => {
                     let dcol = &self.delta[i * k..(i + 1) * k];
                     for ((vj, &zh), &dj) in v.iter_mut().zip(self.zhat).zip(dcol) {
@@ -449,7 +450,7 @@ impl<T: Scalar> Kernel for Vectors<'_, T> {
                     }
                     let inv = T::ONE / dot_slice(&v, &v).sqrt();
                     for (&vj, &p) in v.iter().zip(self.keep) {
-                        col[p] = vj * inv;
+                        col[self.perm[p]] = vj * inv;
                     }
                 }
             }
