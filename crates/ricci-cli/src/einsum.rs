@@ -12,8 +12,9 @@ use crate::CliError;
 
 #[derive(Args, Debug)]
 pub struct EinsumArgs {
-    /// The equation, in numpy's grammar (e.g. 'bhqd,bhkd->bhqk', 'ii', '...ij,...jk')
-    equation: String,
+    /// The equation, in numpy's grammar (e.g. 'bhqd,bhkd->bhqk', 'ii', '...ij,...jk'); with --shapes it may also come last
+    #[arg(value_name = "EQUATION")]
+    equation: Option<String>,
     /// Input .npy files, one per operand (computed in f64 if any is f64, else f32)
     #[arg(value_name = "IN.npy")]
     inputs: Vec<PathBuf>,
@@ -58,7 +59,24 @@ pub fn run(args: &EinsumArgs) -> Result<ExitCode, CliError> {
         memory_limit: args.memory_limit,
     };
     let mut out = std::io::stdout().lock();
-    if let Some(shapes) = &args.shapes {
+    // `--shapes 5,3,5 3,7,5 'ijk,jlk->il'`: the list of shapes takes every
+    // value up to the next option, so an equation written after it lands
+    // there; its last value is the equation when it is not a shape.
+    let mut shapes = args.shapes.clone();
+    let equation = match (&args.equation, shapes.as_mut()) {
+        (Some(e), _) => e.clone(),
+        (None, Some(list)) if list.last().is_some_and(|s| parse_shape(s).is_err()) => {
+            list.pop().unwrap_or_default()
+        }
+        _ => {
+            return Err(CliError(
+                "einsum: no EQUATION given (e.g. ricci einsum 'ij,jk->ik' A.npy B.npy, or ricci einsum 'ij,jk->ik' --shapes 2,3 3,4)"
+                    .into(),
+            ))
+        }
+    };
+    let equation = equation.as_str();
+    if let Some(shapes) = &shapes {
         if !args.inputs.is_empty() || args.output.is_some() {
             return Err(CliError(
                 "einsum: --shapes plans without data; give either --shapes or input files, not both"
@@ -69,7 +87,7 @@ pub fn run(args: &EinsumArgs) -> Result<ExitCode, CliError> {
             .iter()
             .map(|s| parse_shape(s))
             .collect::<Result<Vec<_>, _>>()?;
-        let plan = einsum_path_with(&args.equation, &shapes, &options)?;
+        let plan = einsum_path_with(equation, &shapes, &options)?;
         if args.json {
             writeln!(out, "{}", path_json(&plan))?;
         } else {
@@ -97,14 +115,14 @@ pub fn run(args: &EinsumArgs) -> Result<ExitCode, CliError> {
     let refs: Vec<&Tensor> = tensors.iter().collect();
     if args.explain || args.json {
         let shapes: Vec<&[usize]> = tensors.iter().map(|t| t.shape()).collect();
-        let plan = einsum_path_with(&args.equation, &shapes, &options)?;
+        let plan = einsum_path_with(equation, &shapes, &options)?;
         if args.json {
             writeln!(out, "{}", path_json(&plan))?;
         } else {
             write!(out, "{plan}")?;
         }
     }
-    let result = einsum_with(&args.equation, &refs, &options)?;
+    let result = einsum_with(equation, &refs, &options)?;
     match &args.output {
         Some(path) => io::write_npy(path, &result)?,
         None if !(args.explain || args.json) => writeln!(out, "{result}")?,

@@ -111,14 +111,30 @@ fn usage_error(e: clap::Error) -> ExitCode {
             ExitCode::from(2)
         };
     }
-    let rendered = e.render().to_string();
-    let first = rendered
-        .lines()
-        .next()
-        .unwrap_or("error: invalid arguments");
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    eprintln!("error: {first} (see '{}')", help_hint());
+    eprintln!(
+        "error: {} (see '{}')",
+        first_paragraph(&e.render().to_string()),
+        help_hint()
+    );
     ExitCode::from(2)
+}
+
+/// clap's message up to its first blank line, on one line: "the following
+/// required arguments were not provided: <EQUATION>" keeps the names that
+/// clap puts on the lines after the first.
+fn first_paragraph(rendered: &str) -> String {
+    let words: Vec<&str> = rendered
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let text = words.join(" ");
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    if text.is_empty() {
+        "invalid arguments".to_string()
+    } else {
+        text.to_string()
+    }
 }
 
 /// `ricci <sub> --help` when the command line names a subcommand, else `ricci --help`.

@@ -68,6 +68,16 @@ fn unknown_flag_is_a_one_line_usage_error() {
 }
 
 #[test]
+fn missing_argument_error_names_the_argument() {
+    let out = ricci().args(["decompose"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(stderr.contains("<IN.npy>"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+#[test]
 fn missing_subcommand_is_an_error() {
     ricci().assert().failure();
 }

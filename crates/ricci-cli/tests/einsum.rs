@@ -150,6 +150,8 @@ fn bad_input_gives_one_clear_error_line() {
         "bad shape '2,x'",
     );
     one_error_line(&["einsum", "ij->ji"], "no inputs");
+    one_error_line(&["einsum"], "no EQUATION given");
+    one_error_line(&["einsum", "--shapes", "2,3", "3,4"], "no EQUATION given");
     one_error_line(
         &["einsum", "ij->ji", "/nonexistent/ricci/a.npy"],
         "/nonexistent/ricci/a.npy",
@@ -158,4 +160,22 @@ fn bad_input_gives_one_clear_error_line() {
     let junk = dir.join("junk.npy");
     std::fs::write(&junk, b"not an npy file").unwrap();
     one_error_line(&["einsum", "ij->ji", junk.to_str().unwrap()], "npy");
+}
+
+/// `--shapes` takes every value up to the next option, so an equation
+/// written after the shapes is read from the end of that list.
+#[test]
+fn equation_may_follow_the_shapes() {
+    ricci()
+        .args([
+            "einsum",
+            "--shapes",
+            "5,3,5",
+            "3,7,5",
+            "ijk,jlk->il",
+            "--json",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("\"flops\": 1050"));
 }
