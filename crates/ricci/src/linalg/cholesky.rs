@@ -13,7 +13,7 @@
 use faer::linalg::cholesky::llt::factor::{self as llt, LltError};
 use faer::{Mat, MatMut};
 
-use super::{mt, par_for_each_matrix, recording, square_dims, with_stack, Scalar};
+use super::{mt, par_for_each_matrix, recording, square_dims, with_stack, Batch, Scalar};
 use crate::autograd::record;
 use crate::error::{Error, Result};
 use crate::tensor::{with_type, Tensor};
@@ -66,6 +66,15 @@ fn cholesky_raw<T: Scalar>(a: &Tensor) -> Result<Tensor> {
             row[r + 1..].fill(T::ZERO);
         }
         Ok(())
+    })
+    .map_err(|e| match e {
+        // A NaN or inf fails a pivot too: say so rather than "not
+        // positive definite" (the input is intact; `data` was the copy).
+        Error::NotPositiveDefinite { batch_index, .. } => Batch::<T>::new(a, n, n)
+            .and_then(|b| b.require_finite(op, batch_index, true))
+            .err()
+            .unwrap_or(e),
+        e => e,
     })?;
     Ok(Tensor::from_typed(data, a.shape()))
 }

@@ -69,6 +69,7 @@ fn eigh_raw<T: Scalar>(a: &Tensor, vectors: bool) -> Result<(Tensor, Option<Tens
     // Every element is written by faer below (or the call fails).
     let mut buf = alloc_uninit::<T>(b.count * item);
     par_for_each_matrix(&mut buf, item, 9.0 * (n * n * n) as f64, |i, chunk, par| {
+        b.require_finite(op, i, true)?;
         let (u, s) = chunk.split_at_mut(size);
         if vectors && n >= DIVIDE_FROM {
             let u = MatMut::from_column_major_slice_mut(u, n, n);

@@ -183,6 +183,7 @@ fn solve_raw<T: Scalar>(op: &'static str, a: &Tensor, b: &Tensor) -> Result<Tens
     let xs = par_map(ba.count, flops, |i, par| {
         let f = Factor::new(ba.mat(i), par);
         if let Some(pivot) = f.zero_pivot() {
+            ba.require_finite(op, i, false)?;
             return Err(Error::Singular {
                 op,
                 batch_index: i,

@@ -129,6 +129,45 @@ impl<T: Scalar> Batch<T> {
         Ok(Batch { data, count, m, n })
     }
 
+    /// An error naming `op` and batch item `i` when matrix `i` holds a NaN
+    /// or an infinity (in its lower triangle only, with `lower`: what
+    /// `eigh` and `cholesky` read). The iterative routines (eigh, svd)
+    /// check first, since faer may return finite values for such input or
+    /// fail with a bare "did not converge"; the direct ones (solve,
+    /// cholesky) check only when they fail, so that a NaN is not reported
+    /// as a singular or indefinite matrix. `x - x` is 0 exactly when `x`
+    /// is finite, and a sum of them stays 0 only if all are: one pass
+    /// in eight independent lanes, without a branch per element.
+    #[allow(clippy::eq_op)] // `x - x` is the finiteness test, on purpose
+    pub fn require_finite(&self, op: &'static str, i: usize, lower: bool) -> Result<()> {
+        let size = self.m * self.n;
+        let rows = self.data[i * size..(i + 1) * size].chunks_exact(self.n.max(1));
+        let finite = rows.enumerate().all(|(r, row)| {
+            let row = if lower {
+                &row[..(r + 1).min(self.n)]
+            } else {
+                row
+            };
+            let mut lanes = [T::ZERO; 8];
+            let mut it = row.chunks_exact(8);
+            for c in &mut it {
+                for k in 0..8 {
+                    lanes[k] += c[k] - c[k];
+                }
+            }
+            let rest = it.remainder().iter().fold(T::ZERO, |a, &x| a + (x - x));
+            lanes.iter().fold(rest, |a, &l| a + l) == T::ZERO
+        });
+        if finite {
+            Ok(())
+        } else {
+            Err(Error::Linalg {
+                op,
+                msg: format!("matrix {i} of the batch contains NaN or inf"),
+            })
+        }
+    }
+
     /// Matrix `i` of the batch.
     pub fn mat(&self, i: usize) -> MatRef<'_, T> {
         let size = self.m * self.n;

@@ -71,6 +71,7 @@ fn svd_raw<T: Scalar>(
     let compute = vectors.unwrap_or(ComputeSvdVectors::No);
     let flops = 4.0 * (m * n * k) as f64 + 8.0 * (k * k * k) as f64;
     let parts = par_map(b.count, flops, |i, par| {
+        b.require_finite(op, i, false)?;
         let mut s = Diag::<T>::zeros(k);
         let mut u = Mat::<T>::zeros(urows, ucols);
         let mut v = Mat::<T>::zeros(vrows, vcols);
