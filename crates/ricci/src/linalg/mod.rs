@@ -16,6 +16,10 @@
 //!   `UPLO='L'`); their gradients are symmetric, as torch's are;
 //! - `qr` is the reduced QR (`Q: [m, k]`, `R: [k, n]`, `k = min(m, n)`),
 //!   R's diagonal has faer's signs (not made positive).
+//! - a NaN or inf in the input: `eigh`, `svd` (and their value-only forms),
+//!   `solve`, `inv` and `cholesky` fail naming the batch item ("matrix 1 of
+//!   the batch contains NaN or inf"), where LAPACK would fail to converge or
+//!   return garbage; `qr`, `det` and `lu` propagate it, as numpy does.
 //!
 //! # Gradients
 //! Each differentiable routine records one node whose VJP is written in
