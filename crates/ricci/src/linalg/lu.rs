@@ -82,9 +82,13 @@ impl<T: Scalar> Factor<T> {
 
     /// The determinant: the product of U's diagonal times the permutation's parity.
     fn det(&self) -> f64 {
-        // After an exactly zero pivot faer's later entries are 0/0.
-        if self.zero_pivot().is_some() {
-            return 0.0;
+        // After an exactly zero pivot faer's later entries are 0/0: the
+        // determinant is 0. A NaN or inf pivot first (the input held one)
+        // leaves the product NaN or inf, as numpy's is.
+        if let Some(i) = self.zero_pivot() {
+            if self.lu[(i, i)] == T::ZERO {
+                return 0.0;
+            }
         }
         let sign = if self.swaps.is_multiple_of(2) {
             1.0

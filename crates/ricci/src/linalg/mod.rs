@@ -19,7 +19,8 @@
 //! - a NaN or inf in the input: `eigh`, `svd` (and their value-only forms),
 //!   `solve`, `inv` and `cholesky` fail naming the batch item ("matrix 1 of
 //!   the batch contains NaN or inf"), where LAPACK would fail to converge or
-//!   return garbage; `qr`, `det` and `lu` propagate it, as numpy does.
+//!   return garbage; `qr`, `det`, `slogdet` and `lu` propagate it, as numpy
+//!   does (`det` returned 0 for a NaN matrix before).
 //!
 //! # Gradients
 //! Each differentiable routine records one node whose VJP is written in
