@@ -65,14 +65,17 @@ def log(msg):
 
 
 def plan(quick):
-    """(warmup, min_reps, max_reps, budget_s), as in ricci's bench harness."""
-    return (1, 1, 3, 0.05) if quick else (2, 3, 100, 0.5)
+    """(warmup runs, warmup_s, min_reps, max_reps, budget_s), as in ricci's
+    bench harness: warm-up lasts at least that many runs and that long."""
+    return (1, 0.0, 1, 3, 0.05) if quick else (2, 0.1, 3, 100, 0.5)
 
 
 def median_seconds(fn, quick):
-    warmup, min_reps, max_reps, budget = plan(quick)
-    for _ in range(warmup):
+    warmup, warmup_s, min_reps, max_reps, budget = plan(quick)
+    start, runs = time.perf_counter(), 0
+    while runs < warmup or time.perf_counter() - start < warmup_s:
         fn()
+        runs += 1
     times = []
     spent = 0.0
     while len(times) < min_reps or (len(times) < max_reps and spent < budget):

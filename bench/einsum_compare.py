@@ -20,10 +20,15 @@ exhaustive search takes seconds to minutes) and opt_einsum.contract_path
 (optimize='optimal' up to 8 operands, 'dp' beyond) when opt_einsum is installed.
 
 Timing: the method of bench/compare.py (warm-up, then repetitions until
-about 0.5 s or 100 runs, at least 3; the median). `--rounds N` alternates
-(ricci, references 1 thread, references 2 threads) N times; each time is
-then the median over rounds and each ratio the median of the per-round
-ratios with their [min-max].
+about 0.5 s or 100 runs, at least 3; the median). Each row is timed by
+ricci (a fresh `ricci bench --filter ROW` process) and by the references
+(one long-lived worker per thread count) back to back, within a few
+seconds, ricci first in odd rounds and last in even ones: the memory-bound
+rows swing by 10-50% over minutes with what the VM's neighbours do, and
+timing whole suites one after the other put minutes between a row's two
+sides. `--rounds N` repeats this N times; each time is then the median over
+rounds and each ratio the median of the per-round ratios with their
+[min-max].
 
 Usage (from the repository root):
   cargo build --release -p ricci-cli
@@ -59,8 +64,9 @@ def parse_row(row):
 
 
 def worker(threads, quick):
-    """Child process: thread variables are set. Reads ricci's rows on stdin,
-    writes the references' timings as JSON on stdout."""
+    """Child process: thread variables are set. Prints one JSON line of
+    library versions, then, for each ricci row read as a JSON line on stdin,
+    one JSON line with the references' timings of that row."""
     import numpy as np
 
     try:
@@ -76,11 +82,10 @@ def worker(threads, quick):
     except ImportError:
         oe = None
 
-    rows = json.load(sys.stdin)
-    results = []
-    for row in rows:
-        if row["threads"] != threads:
-            continue
+    info = {"numpy": np.__version__, "torch": torch_info, "opt_einsum": getattr(oe, "__version__", None)}
+    print(json.dumps(info), flush=True)
+    for line in sys.stdin:
+        row = json.loads(line)
         equation, shapes = parse_row(row)
         rng = np.random.default_rng(0)
         out = {"name": row["name"], "shape": row["shape"], "threads": threads}
@@ -105,23 +110,52 @@ def worker(threads, quick):
                 tensors = [torch.from_numpy(a) if a.flags.c_contiguous else torch.from_numpy(a.swapaxes(-1, -2)).transpose(-1, -2) for a in arrays]
                 with torch.no_grad():
                     out["torch_s"] = median_seconds(lambda: torch.einsum(equation, *tensors), quick)
-        results.append(out)
-        log(f"refs   {row['name']:<24} {threads}  " + "  ".join(f"{k} {v * 1e3:.3f} ms" for k, v in out.items() if k.endswith("_s")))
-    json.dump({"rows": results, "info": {"numpy": np.__version__, "torch": torch_info, "opt_einsum": getattr(oe, "__version__", None)}}, sys.stdout)
+        del arrays
+        print(json.dumps(out), flush=True)
 
 
-def run_refs(rows, threads, quick):
-    env = dict(os.environ)
-    for var in THREAD_ENV:
-        env[var] = str(threads)
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(threads)]
+class Refs:
+    """One long-lived reference worker per thread count (its thread
+    variables set before numpy loads), timing one row per request."""
+
+    def __init__(self, threads, quick):
+        env = dict(os.environ)
+        for var in THREAD_ENV:
+            env[var] = str(threads)
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(threads)]
+        if quick:
+            cmd.append("--quick")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        self.info = json.loads(self.read())
+
+    def read(self):
+        line = self.proc.stdout.readline()
+        if not line:
+            sys.exit(f"error: reference worker exited with {self.proc.wait()}")
+        return line
+
+    def time(self, row):
+        self.proc.stdin.write(json.dumps(row) + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self.read())
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def ricci_row(exe, name, threads, quick):
+    """Times one row in a fresh `ricci bench` process: its JSON object."""
+    cmd = [str(exe), "bench", "--json", "--threads", str(threads), "--filter", name]
     if quick:
         cmd.append("--quick")
-    log(f"running numpy / torch with {threads} thread(s)")
-    proc = subprocess.run(cmd, input=json.dumps(rows), stdout=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
     if proc.returncode != 0:
-        sys.exit(f"error: reference worker ({threads} threads) exited with {proc.returncode}")
-    return json.loads(proc.stdout)
+        sys.exit(f"error: {' '.join(cmd)} exited with {proc.returncode}")
+    rows = [r for r in json.loads(proc.stdout) if r["name"] == name and r["threads"] == threads]
+    if len(rows) != 1:
+        sys.exit(f"error: {' '.join(cmd)} gave {len(rows)} rows named {name}")
+    return rows[0]
 
 
 def ms(seconds):
@@ -157,27 +191,41 @@ def main():
     if args.rounds < 1:
         sys.exit("error: --rounds must be at least 1")
 
+    exe = Path(args.ricci)
+    if not exe.is_file():
+        sys.exit(f"error: {exe} not found; build it first: cargo build --release -p ricci-cli")
+    # The row list, from one quick run of the whole filter.
+    listing = argparse.Namespace(ricci=args.ricci, filter=args.filter, threads=args.threads, quick=True)
+    ricci_rows = [r for r in run_ricci(listing) if r["name"].startswith("einsum")]
+    counts = sorted({r["threads"] for r in ricci_rows})
     load_before = os.getloadavg()
     started = datetime.datetime.now()
+    workers = {t: Refs(t, args.quick) for t in counts}
+    info = workers[counts[0]].info
     rounds = []
-    info = None
     for i in range(args.rounds):
         if args.rounds > 1:
             log(f"round {i + 1} of {args.rounds}")
-        ricci_rows = [r for r in run_ricci(args) if r["name"].startswith("einsum")]
-        counts = sorted({r["threads"] for r in ricci_rows})
-        refs = {t: run_refs(ricci_rows, t, args.quick) for t in counts}
-        info = info or next(iter(refs.values()))["info"]
-        ours = {(r["name"], r["threads"]): r["median_s"] for r in ricci_rows}
-        ref = {(r["name"], r["threads"]): r for run in refs.values() for r in run["rows"]}
+        ours, ref = {}, {}
+        for r in ricci_rows:
+            k = (r["name"], r["threads"])
+            # ricci and the references time a row back to back (the order
+            # alternating by round), so that both see the same machine.
+            steps = [lambda: ours.__setitem__(k, ricci_row(exe, r["name"], r["threads"], args.quick)["median_s"]),
+                     lambda: ref.__setitem__(k, workers[r["threads"]].time(r))]
+            for step in steps if i % 2 == 0 else steps[::-1]:
+                step()
+            log(f"{r['name']:<24} {r['threads']}  ricci {ours[k] * 1e3:.3f} ms  " + "  ".join(f"{a} {b * 1e3:.3f} ms" for a, b in ref[k].items() if a.endswith("_s")))
         rounds.append((ricci_rows, ours, ref))
+    for w in workers.values():
+        w.close()
     load_after = os.getloadavg()
-    ricci_rows = rounds[0][0]
 
     print(f"## ricci einsum vs numpy and torch, {started:%Y-%m-%d %H:%M}")
     print()
     print(f"- machine: {cpu_model()}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}")
     print(f"- numpy {info['numpy']} (optimize='optimal'); {info['torch']}; opt_einsum {info['opt_einsum']}")
+    print("- each row timed by ricci and the references back to back (order alternating by round), so drifts in the machine's memory bandwidth hit both")
     print(f"- load average before / after: {load_before[0]:.2f} / {load_after[0]:.2f} (above ~0.2 the figures are noisy)")
     print("- ratio = reference time / ricci time (> 1: ricci faster); ricci's time includes planning on every call, as numpy's and torch's do")
     if args.rounds > 1:

@@ -10,8 +10,14 @@ use std::time::{Duration, Instant};
 /// How many times to run an op.
 #[derive(Clone, Copy, Debug)]
 pub struct Plan {
-    /// Untimed runs first.
+    /// Untimed runs first: at least this many...
     pub warmup: usize,
+    /// ...and for at least this long. A fresh process's new pool threads
+    /// start on the core that made them and the scheduler spreads them
+    /// only after some milliseconds: `bii->b` (about 60 µs a call) timed
+    /// after two warm-up runs measured 57 µs on 2 threads, the 1-thread
+    /// time, in every fresh process, and 30-37 µs once warm.
+    pub warmup_time: Duration,
     /// Timed runs at least, even past the budget.
     pub min_reps: usize,
     /// Timed runs at most, even under the budget.
@@ -21,10 +27,12 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The default: 2 warm-up runs, then 3 to 100 runs within about 0.5 s.
+    /// The default: 2 warm-up runs and 0.1 s, then 3 to 100 runs within
+    /// about 0.5 s.
     pub fn full() -> Plan {
         Plan {
             warmup: 2,
+            warmup_time: Duration::from_millis(100),
             min_reps: 3,
             max_reps: 100,
             budget: Duration::from_millis(500),
@@ -35,6 +43,7 @@ impl Plan {
     pub fn quick() -> Plan {
         Plan {
             warmup: 1,
+            warmup_time: Duration::ZERO,
             min_reps: 1,
             max_reps: 3,
             budget: Duration::from_millis(50),
@@ -53,8 +62,11 @@ pub struct Timing {
 /// `black_box` and dropped inside the timed region: freeing the output is part
 /// of what a caller pays for every op.
 pub fn measure<T, E>(plan: &Plan, mut op: impl FnMut() -> Result<T, E>) -> Result<Timing, E> {
-    for _ in 0..plan.warmup {
+    let warm = Instant::now();
+    let mut runs = 0;
+    while runs < plan.warmup || warm.elapsed() < plan.warmup_time {
         black_box(op()?);
+        runs += 1;
     }
     let mut times = Vec::with_capacity(plan.max_reps.min(1024));
     let mut spent = Duration::ZERO;
@@ -96,6 +108,7 @@ mod tests {
     fn measure_runs_warmup_plus_at_least_min_reps() {
         let plan = Plan {
             warmup: 2,
+            warmup_time: Duration::ZERO,
             min_reps: 3,
             max_reps: 3,
             budget: Duration::ZERO,
@@ -108,6 +121,27 @@ mod tests {
         .unwrap();
         assert_eq!(calls, 5);
         assert_eq!(t.reps, 3);
+    }
+
+    /// Warm-up runs go on until the warm-up time has passed too.
+    #[test]
+    fn warmup_lasts_its_time() {
+        let plan = Plan {
+            warmup: 1,
+            warmup_time: Duration::from_millis(30),
+            min_reps: 1,
+            max_reps: 1,
+            budget: Duration::ZERO,
+        };
+        let mut calls = 0;
+        measure(&plan, || {
+            calls += 1;
+            std::thread::sleep(Duration::from_millis(5));
+            Ok::<_, ()>(())
+        })
+        .unwrap();
+        // At least 30 ms of 5 ms runs, then one timed run.
+        assert!(calls >= 7, "{calls} calls");
     }
 
     #[test]
