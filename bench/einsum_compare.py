@@ -23,7 +23,9 @@ Timing: the method of bench/compare.py (warm-up, then repetitions until
 about 0.5 s or 100 runs, at least 3; the median). Each row is timed by
 ricci (a fresh `ricci bench --filter ROW` process) and by the references
 (one long-lived worker per thread count) back to back, within a few
-seconds, ricci first in odd rounds and last in even ones: the memory-bound
+seconds, ricci first in odd rounds and last in even ones, with a 0.5 s
+pause before each side so that the other's idle threads (OpenBLAS and
+OpenMP spin for a while after their work) are asleep: the memory-bound
 rows swing by 10-50% over minutes with what the VM's neighbours do, and
 timing whole suites one after the other put minutes between a row's two
 sides. `--rounds N` repeats this N times; each time is then the median over
@@ -53,6 +55,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compare import THREAD_ENV, cpu_model, log, median_seconds, run_ricci  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Pause before each side times a row (see `main`).
+SETTLE_S = 0.5
 
 
 def parse_row(row):
@@ -190,6 +195,10 @@ def main():
         return worker(args.worker, args.quick)
     if args.rounds < 1:
         sys.exit("error: --rounds must be at least 1")
+    if args.rounds > 1 and args.rounds % 2:
+        # The side that times a row second measured a few percent slower
+        # (memory-bound rows), so each side should go first equally often.
+        log("note: an even --rounds gives ricci and the references the first slot equally often")
 
     exe = Path(args.ricci)
     if not exe.is_file():
@@ -214,6 +223,10 @@ def main():
             steps = [lambda: ours.__setitem__(k, ricci_row(exe, r["name"], r["threads"], args.quick)["median_s"]),
                      lambda: ref.__setitem__(k, workers[r["threads"]].time(r))]
             for step in steps if i % 2 == 0 else steps[::-1]:
+                # Idle threads of the side that just ran (OpenBLAS's and
+                # OpenMP's busy-wait for up to ~0.1 s) must not share the
+                # cores with the side that runs next.
+                time.sleep(SETTLE_S)
                 step()
             log(f"{r['name']:<24} {r['threads']}  ricci {ours[k] * 1e3:.3f} ms  " + "  ".join(f"{a} {b * 1e3:.3f} ms" for a, b in ref[k].items() if a.endswith("_s")))
         rounds.append((ricci_rows, ours, ref))

@@ -55,6 +55,10 @@ impl<E: std::fmt::Display> From<E> for CliError {
     }
 }
 
+/// Large buffers start on a cache line (see `ricci::alloc`).
+#[global_allocator]
+static ALLOC: ricci::alloc::CacheLineAlloc = ricci::alloc::CacheLineAlloc;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

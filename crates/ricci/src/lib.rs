@@ -22,6 +22,7 @@
 //! # Ok::<(), ricci::Error>(())
 //! ```
 
+pub mod alloc;
 pub mod analysis;
 pub mod autograd;
 pub mod data;
