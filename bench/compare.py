@@ -230,13 +230,20 @@ def run_ricci(args):
     return rows
 
 
-def run_numpy(rows, threads, quick):
+def worker_command(script, threads, quick):
+    """(command, environment) that re-runs `script` as a `--worker` for
+    `threads` threads, the BLAS/OpenMP thread variables set before numpy loads."""
     env = dict(os.environ)
     for var in THREAD_ENV:
         env[var] = str(threads)
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(threads)]
+    cmd = [sys.executable, str(Path(script).resolve()), "--worker", str(threads)]
     if quick:
         cmd.append("--quick")
+    return cmd, env
+
+
+def run_numpy(rows, threads, quick):
+    cmd, env = worker_command(__file__, threads, quick)
     log(f"running numpy with {threads} thread(s)")
     proc = subprocess.run(cmd, input=json.dumps(rows), stdout=subprocess.PIPE, text=True, env=env)
     if proc.returncode != 0:

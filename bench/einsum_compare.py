@@ -37,7 +37,7 @@ Usage (from the repository root):
   python -m venv /tmp/venv-einsum
   /tmp/venv-einsum/bin/pip install numpy opt_einsum
   /tmp/venv-einsum/bin/pip install torch --index-url https://download.pytorch.org/whl/cpu
-  /tmp/venv-einsum/bin/python bench/einsum_compare.py [--threads 1,2] [--quick] [--rounds 3]
+  /tmp/venv-einsum/bin/python bench/einsum_compare.py [--threads 1,2] [--quick] [--rounds 6]
 """
 
 import argparse
@@ -52,7 +52,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import THREAD_ENV, cpu_model, log, median_seconds, run_ricci  # noqa: E402
+from compare import cpu_model, log, median_seconds, run_ricci, worker_command  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -124,12 +124,7 @@ class Refs:
     variables set before numpy loads), timing one row per request."""
 
     def __init__(self, threads, quick):
-        env = dict(os.environ)
-        for var in THREAD_ENV:
-            env[var] = str(threads)
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(threads)]
-        if quick:
-            cmd.append("--quick")
+        cmd, env = worker_command(__file__, threads, quick)
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         self.info = json.loads(self.read())
 
@@ -220,16 +215,17 @@ def main():
             k = (r["name"], r["threads"])
             # ricci and the references time a row back to back (the order
             # alternating by round), so that both see the same machine.
-            steps = [lambda: ours.__setitem__(k, ricci_row(exe, r["name"], r["threads"], args.quick)["median_s"]),
-                     lambda: ref.__setitem__(k, workers[r["threads"]].time(r))]
-            for step in steps if i % 2 == 0 else steps[::-1]:
+            for side in ("ricci", "refs") if i % 2 == 0 else ("refs", "ricci"):
                 # Idle threads of the side that just ran (OpenBLAS's and
                 # OpenMP's busy-wait for up to ~0.1 s) must not share the
                 # cores with the side that runs next.
                 time.sleep(SETTLE_S)
-                step()
+                if side == "ricci":
+                    ours[k] = ricci_row(exe, r["name"], r["threads"], args.quick)["median_s"]
+                else:
+                    ref[k] = workers[r["threads"]].time(r)
             log(f"{r['name']:<24} {r['threads']}  ricci {ours[k] * 1e3:.3f} ms  " + "  ".join(f"{a} {b * 1e3:.3f} ms" for a, b in ref[k].items() if a.endswith("_s")))
-        rounds.append((ricci_rows, ours, ref))
+        rounds.append((ours, ref))
     for w in workers.values():
         w.close()
     load_after = os.getloadavg()
@@ -248,8 +244,8 @@ def main():
     print("|---|---|--:|--:|--:|--:|--:|--:|")
     for r in ricci_rows:
         k = (r["name"], r["threads"])
-        ours = [o[k] for _, o, _ in rounds]
-        per = [ref.get(k, {}) for _, _, ref in rounds]
+        ours = [o[k] for o, _ in rounds]
+        per = [ref.get(k, {}) for _, ref in rounds]
         numpy_s = [n.get("numpy_s") for n in per]
         if r["name"].startswith("einsum_plan"):
             oe_s = [n.get("opt_einsum_s") for n in per]

@@ -72,6 +72,26 @@ unsafe fn raw_of(start: *mut u8) -> *mut u8 {
     start.cast::<*mut u8>().sub(1).read_unaligned()
 }
 
+/// A block for `layout` from `system` (the system's `alloc` or
+/// `alloc_zeroed`): its own block when small, else an aligned start inside
+/// a padded one.
+///
+/// # Safety
+/// As [`GlobalAlloc::alloc`]: `layout` has a non-zero size.
+unsafe fn make(layout: Layout, system: impl FnOnce(Layout) -> *mut u8) -> *mut u8 {
+    if !padded(layout) {
+        return system(layout);
+    }
+    let Some(outer) = outer(layout) else {
+        return ptr::null_mut();
+    };
+    let raw = system(outer);
+    if raw.is_null() {
+        return raw;
+    }
+    place(raw)
+}
+
 // SAFETY: every block is a live system block (or a 64-byte-aligned range
 // inside one, at least `layout.size()` long, as `place` documents); padded
 // blocks are freed through the pointer recorded before them, with the outer
@@ -79,31 +99,11 @@ unsafe fn raw_of(start: *mut u8) -> *mut u8 {
 // layout alone and `dealloc` receives the layout `alloc` did.
 unsafe impl GlobalAlloc for CacheLineAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if !padded(layout) {
-            return System.alloc(layout);
-        }
-        let Some(outer) = outer(layout) else {
-            return ptr::null_mut();
-        };
-        let raw = System.alloc(outer);
-        if raw.is_null() {
-            return raw;
-        }
-        place(raw)
+        make(layout, |l| System.alloc(l))
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if !padded(layout) {
-            return System.alloc_zeroed(layout);
-        }
-        let Some(outer) = outer(layout) else {
-            return ptr::null_mut();
-        };
-        let raw = System.alloc_zeroed(outer);
-        if raw.is_null() {
-            return raw;
-        }
-        place(raw)
+        make(layout, |l| System.alloc_zeroed(l))
     }
 
     unsafe fn dealloc(&self, block: *mut u8, layout: Layout) {

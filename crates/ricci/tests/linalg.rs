@@ -636,7 +636,7 @@ fn nan_or_inf_input_is_named_with_its_batch_item() {
                     ("solve", linalg::solve(&a, &rhs).map(|_| ())),
                     ("cholesky", linalg::cholesky(&a).map(|_| ())),
                 ];
-                // qr, det and lu propagate it into their results, as numpy does.
+                // qr, det, lu and slogdet propagate it into their results, as numpy does.
                 let item1 = |t: &Tensor| t.narrow(0, 1, 1).unwrap().to_vec_f64();
                 let qr = linalg::qr(&a).unwrap();
                 assert!(item1(&qr.r).iter().any(|x| !x.is_finite()));
@@ -645,6 +645,8 @@ fn nan_or_inf_input_is_named_with_its_batch_item() {
                 assert!(item1(&linalg::lu(&a).unwrap().u)
                     .iter()
                     .any(|x| !x.is_finite()));
+                let (_, logabs) = linalg::slogdet(&a).unwrap();
+                assert!(!item1(&logabs)[0].is_finite());
                 for (op, result) in errors {
                     let e = result.expect_err(op).to_string();
                     assert!(

@@ -20,7 +20,7 @@
 //!   `solve`, `inv` and `cholesky` fail naming the batch item ("matrix 1 of
 //!   the batch contains NaN or inf"), where LAPACK would fail to converge or
 //!   return garbage; `qr`, `det`, `slogdet` and `lu` propagate it, as numpy
-//!   does (`det` returned 0 for a NaN matrix before).
+//!   does.
 //!
 //! # Gradients
 //! Each differentiable routine records one node whose VJP is written in
