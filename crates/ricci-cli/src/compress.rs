@@ -33,7 +33,7 @@ pub struct CompressArgs {
     #[arg(long, conflicts_with = "energy")]
     rank: Option<usize>,
     /// Keep the fewest singular values holding this fraction of each matrix's energy (0-1]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     energy: Option<f64>,
     /// Directory for the compressed model (default: DIR-compressed)
     #[arg(long, value_name = "DIR")]

@@ -25,7 +25,7 @@ pub struct DecomposeArgs {
     #[arg(long, value_name = "R1,R2,...", value_delimiter = ',')]
     tucker: Option<Vec<usize>>,
     /// Tensor train (TT-SVD) with relative Frobenius error at most EPS
-    #[arg(long, value_name = "EPS")]
+    #[arg(long, value_name = "EPS", allow_negative_numbers = true)]
     tt: Option<f64>,
     /// With --tt: cap every TT rank at R
     #[arg(long, value_name = "R", requires = "tt")]

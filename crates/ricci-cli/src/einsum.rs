@@ -13,7 +13,7 @@ use crate::CliError;
 #[derive(Args, Debug)]
 pub struct EinsumArgs {
     /// The equation, in numpy's grammar (e.g. 'bhqd,bhkd->bhqk', 'ii', '...ij,...jk'); with --shapes it may also come last
-    #[arg(value_name = "EQUATION")]
+    #[arg(value_name = "EQUATION", allow_hyphen_values = true)]
     equation: Option<String>,
     /// Input .npy files, one per operand (computed in f64 if any is f64, else f32)
     #[arg(value_name = "IN.npy")]

@@ -167,3 +167,30 @@ fn bench_table_prints_a_header_and_one_line_per_row_and_thread_count() {
             s.lines().filter(|l| l.starts_with("matmul ")).count() == 4
         }));
 }
+
+/// A negative number given to a numeric option reaches the option's own
+/// check (which names it) instead of clap's "unexpected argument '-1'".
+#[test]
+fn negative_numbers_reach_the_options_own_check() {
+    let cube = std::env::temp_dir().join(format!("ricci_cli_negative_{}.npy", std::process::id()));
+    let t = ricci::Tensor::from_vec(vec![1.0f32; 8], &[2, 2, 2]).unwrap();
+    ricci::io::write_npy(&cube, &t).unwrap();
+    let cube_arg = cube.to_str().unwrap();
+    for (args, want) in [
+        (
+            &["train", "--lr", "-1", "--steps", "1", "--quiet"][..],
+            "--lr must be a positive number, got -1",
+        ),
+        (
+            &["decompose", cube_arg, "--tt", "-0.5"][..],
+            "tensor_train: eps must be a finite number >= 0, got -0.5",
+        ),
+    ] {
+        let out = ricci().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(stderr.starts_with("error: "), "{stderr}");
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+    }
+    std::fs::remove_file(&cube).unwrap();
+}

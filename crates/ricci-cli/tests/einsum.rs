@@ -179,3 +179,57 @@ fn equation_may_follow_the_shapes() {
         .success()
         .stdout(predicate::str::contains("\"flops\": 1050"));
 }
+
+/// Equations that start with '-' (numpy's '->' on a scalar) are
+/// equations, not options; flags still parse anywhere.
+#[test]
+fn an_equation_may_start_with_an_arrow() {
+    let dir = scratch("arrow");
+    let s = dir.join("s.npy");
+    io::write_npy(&s, &Tensor::scalar(3.0f32)).unwrap();
+    let s = s.to_str().unwrap();
+    ricci()
+        .args(["einsum", "->", s])
+        .assert()
+        .success()
+        .stdout(predicate::str::diff("3.0\n"));
+    ricci()
+        .args(["einsum", ",->", s, s])
+        .assert()
+        .success()
+        .stdout(predicate::str::diff("9.0\n"));
+    ricci()
+        .args(["einsum", "--json", "->", s])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("\"path\": [[0]]"));
+    one_error_line(&["einsum", "-x", s], "einsum '-x' at position 0");
+}
+
+/// An output that cannot be written is reported on the path given, not on
+/// the temporary file the atomic write starts with.
+#[test]
+fn unwritable_output_names_the_output_path() {
+    let dir = scratch("unwritable");
+    let a = dir.join("a.npy");
+    io::write_npy(&a, &Tensor::from_vec(vec![1.0f32, 2.0], &[2]).unwrap()).unwrap();
+    let out = dir.join("no_such_dir").join("out.npy");
+    let run = ricci()
+        .args(["einsum", "i->i", a.to_str().unwrap(), "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    let stderr = String::from_utf8(run.stderr).unwrap();
+    assert_eq!(
+        stderr.lines().next(),
+        Some(
+            format!(
+                "error: {}: No such file or directory (os error 2)",
+                out.display()
+            )
+            .as_str()
+        ),
+        "{stderr}"
+    );
+}

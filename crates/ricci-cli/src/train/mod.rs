@@ -58,7 +58,7 @@ pub struct TrainArgs {
     #[arg(long)]
     steps: Option<usize>,
     /// Peak learning rate (AdamW, warm-up then cosine decay to a tenth)
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr: Option<f64>,
     #[arg(long, default_value_t = 1337)]
     seed: u64,
@@ -77,7 +77,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "RANK")]
     lora: Option<usize>,
     /// LoRA scale numerator: the adapters' output is multiplied by alpha / rank [default: 2 x rank]
-    #[arg(long, requires = "lora")]
+    #[arg(long, requires = "lora", allow_negative_numbers = true)]
     lora_alpha: Option<f64>,
     /// Stop after this step as if interrupted (checkpointed; the schedule still spans --steps)
     #[arg(long, value_name = "STEP")]

@@ -22,7 +22,7 @@ pub struct SampleArgs {
     #[arg(long, default_value_t = 200)]
     tokens: usize,
     /// Softmax temperature (0: always the most likely token)
-    #[arg(long, default_value_t = 0.8)]
+    #[arg(long, default_value_t = 0.8, allow_negative_numbers = true)]
     temperature: f64,
     /// Sample among the K most likely tokens only
     #[arg(long, value_name = "K")]

@@ -59,7 +59,10 @@ where
             io::Error::new(io::ErrorKind::InvalidInput, "not a file path"),
         )
     })?;
-    let (tmp_path, file) = create_temp(&dir, &file_name.to_string_lossy())?;
+    // A failure to create the temporary file is reported on `path`: the
+    // temporary name means nothing to the caller.
+    let (tmp_path, file) =
+        create_temp(&dir, &file_name.to_string_lossy()).map_err(|e| Error::io(path, e))?;
     let result = fill_and_sync(file, write).and_then(|()| fs::rename(&tmp_path, path));
     if let Err(err) = result {
         // The temporary file is ours and useless now; a failure to remove it
@@ -72,7 +75,7 @@ where
 }
 
 /// Creates `.NAME.tmp.PID.N` in `dir` (never an existing file).
-fn create_temp(dir: &Path, name: &str) -> Result<(PathBuf, File)> {
+fn create_temp(dir: &Path, name: &str) -> io::Result<(PathBuf, File)> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     loop {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -81,7 +84,7 @@ fn create_temp(dir: &Path, name: &str) -> Result<(PathBuf, File)> {
             Ok(file) => return Ok((tmp, file)),
             // Left over by a crashed process with our pid: take the next name.
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(Error::io(tmp, e)),
+            Err(e) => return Err(e),
         }
     }
 }
